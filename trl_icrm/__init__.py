@@ -1,0 +1,9 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""trl-icrm: test-time steerable, Bayesian reward models (Variational In-Context Reward Modeling) for TRL."""
+
+__version__ = "0.1.0"
+
+from .default_model import DEFAULT_MODEL, default_model_path, resolve_model_name_or_path
+
+
+__all__ = ["DEFAULT_MODEL", "default_model_path", "resolve_model_name_or_path"]
