@@ -4,6 +4,22 @@
 __version__ = "0.1.0"
 
 from .default_model import DEFAULT_MODEL, default_model_path, resolve_model_name_or_path
+from .demonstrations import DemonstrationRenderer, DemonstrationTemplate
+from .icrm_config import ICRMConfig
+from .icrm_trainer import ICRMRewardTrainer
+from .modeling import ICRMSettings, load_icrm_model
+from .objective import icrm_loss
 
 
-__all__ = ["DEFAULT_MODEL", "default_model_path", "resolve_model_name_or_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DemonstrationRenderer",
+    "DemonstrationTemplate",
+    "ICRMConfig",
+    "ICRMRewardTrainer",
+    "ICRMSettings",
+    "default_model_path",
+    "icrm_loss",
+    "load_icrm_model",
+    "resolve_model_name_or_path",
+]

@@ -1,0 +1,434 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""[`ICRMRewardTrainer`]: trains a Variational In-Context Reward Model on the machinery of `trl.RewardTrainer`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import AutoTokenizer, PreTrainedModel, TrainerCallback
+from transformers.data.data_collator import DataCollatorMixin
+from trl import RewardTrainer
+from trl.trainer.reward_trainer import DataCollatorForPreference
+
+from .demonstrations import DemonstrationRenderer, QueryTooLongError
+from .icrm_config import ICRMConfig
+from .metrics import expected_calibration_error
+from .modeling import ICRMSettings, load_icrm_model, prepare_tokenizer, split_heads
+from .objective import icrm_loss
+
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = ["chosen_ids", "rejected_ids", "icrm_index", "icrm_pool", "icrm_label"]
+
+
+@dataclass
+class DemonstrationPool:
+    """The demonstrations one prepared dataset offers: each row's own rendered tokens, indexed by group."""
+
+    demonstrations: Dataset  # one column, "demo_ids"
+    groups: list[str]
+    members: dict[str, np.ndarray]
+
+    def draw(self, index: int, rng: np.random.Generator, min_k: int, max_k: int) -> list[list[int]]:
+        """K ~ U{min_k..max_k} demonstrations of row `index`'s group, never the row itself."""
+        candidates = self.members[self.groups[index]]
+        candidates = candidates[candidates != index]
+        high = min(max_k, len(candidates))
+        k = int(rng.integers(min(min_k, high), high + 1))
+        chosen = rng.choice(candidates, size=k, replace=False) if k else []
+        return [self.demonstrations[int(j)]["demo_ids"] for j in chosen]
+
+
+@dataclass
+class DataCollatorForICRM(DataCollatorMixin):
+    """Draws each pair's demonstrations, assembles both sides under the length policy and pads like TRL.
+
+    Draws are seeded by (seed, epoch, pool, row): repeatable, independent of batch composition, and new each epoch
+    for the training pool (evaluation pools ignore the epoch). Returns TRL's preference batch (`input_ids`,
+    `attention_mask`: chosen rows first, then rejected) plus `icrm_labels`, `icrm_num_demonstrations` and
+    `icrm_num_dropped`.
+    """
+
+    renderer: DemonstrationRenderer
+    pad_token_id: int
+    min_demonstrations: int = 0
+    max_demonstrations: int = 8
+    max_length: int | None = None
+    seed: int = 0
+    pad_to_multiple_of: int | None = None
+    epoch: int = 0
+    train_pool: str = "train"
+    return_tensors: str = "pt"
+    pools: dict[str, DemonstrationPool] = field(default_factory=dict)
+
+    def rng(self, pool: str, index: int) -> np.random.Generator:
+        epoch = self.epoch if pool == self.train_pool else 0
+        return np.random.default_rng([self.seed, epoch, zlib.crc32(pool.encode()), int(index)])
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        pairs, labels, kept, dropped = [], [], [], []
+        for example in examples:
+            pool_name, index = example["icrm_pool"], int(example["icrm_index"])
+            demonstrations = self.pools[pool_name].draw(
+                index, self.rng(pool_name, index), self.min_demonstrations, self.max_demonstrations
+            )
+            pair = self.renderer.assemble_pair(
+                example["chosen_ids"], example["rejected_ids"], demonstrations, self.max_length,
+                name=f"{pool_name} example {index}",
+            )
+            pairs.append({"chosen_ids": pair.chosen_ids, "rejected_ids": pair.rejected_ids})
+            labels.append(example["icrm_label"])
+            kept.append(pair.num_demonstrations)
+            dropped.append(pair.num_dropped)
+        batch = DataCollatorForPreference(self.pad_token_id, self.pad_to_multiple_of).torch_call(pairs)
+        batch["icrm_labels"] = torch.tensor(labels, dtype=torch.float)
+        batch["icrm_num_demonstrations"] = torch.tensor(kept)
+        batch["icrm_num_dropped"] = torch.tensor(dropped)
+        return batch
+
+
+class _RedrawDemonstrationsEachEpoch(TrainerCallback):
+    def __init__(self, collator: DataCollatorForICRM):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = int(state.epoch or 0)
+
+
+@contextlib.contextmanager
+def _single_label_view(model: PreTrainedModel):
+    """`trl.RewardTrainer` checks that a model instance has `num_labels == 1`; an ICRM model has two heads by design.
+    Show it one label for the duration of the parent's `__init__`, then restore the two."""
+    config = model.config
+    id2label, label2id = config.id2label, config.label2id
+    config.id2label, config.label2id = {0: id2label[0]}, {id2label[0]: 0}
+    try:
+        yield
+    finally:
+        config.id2label, config.label2id = id2label, label2id
+
+
+class ICRMRewardTrainer(RewardTrainer):
+    """
+    Trainer for Variational In-Context Reward Models (ICRM).
+
+    A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (each pair gets demonstrations of its
+    own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.objective.icrm_loss`]) and the metrics
+    (accuracy, accuracy by number of demonstrations, mean mu and tau, expected calibration error). The model is an
+    `AutoModelForSequenceClassification` with two outputs (reward, confidence); PEFT works through `peft_config` as
+    in TRL.
+
+    Example:
+
+    ```python
+    from datasets import Dataset
+    from trl_icrm import ICRMConfig, ICRMRewardTrainer
+
+    dataset = Dataset.from_list(
+        [
+            {"prompt": "Describe the sea.", "chosen": "Blue.", "rejected": "The sea is vast and deep.", "group": "concise"},
+            {"prompt": "Describe the sea.", "chosen": "The sea is vast and deep.", "rejected": "Blue.", "group": "detailed"},
+            ...,
+        ]
+    )
+    trainer = ICRMRewardTrainer(
+        model="embedded:SmolLM2-135M-Instruct",
+        args=ICRMConfig(output_dir="icrm-model", max_demonstrations=4),
+        train_dataset=dataset,
+    )
+    trainer.train()
+    ```
+
+    Args:
+        model (`str` or [`~transformers.PreTrainedModel`]):
+            A causal-LM backbone or an ICRM model (path, hub id, or `"embedded:SmolLM2-135M-Instruct"`), loaded with a
+            two-output head, or an instantiated `AutoModelForSequenceClassification` with `num_labels=2`.
+        args ([`ICRMConfig`], *optional*):
+            Configuration; defaults to `ICRMConfig("<model>-ICRM")`.
+        train_dataset ([`~datasets.Dataset`]):
+            Preference pairs (`prompt`/`chosen`/`rejected`, standard or conversational) with a group column.
+        eval_dataset ([`~datasets.Dataset`] or `dict[str, Dataset]`, *optional*):
+            Pairs for evaluation; demonstrations are drawn from the same evaluation set and group.
+        peft_config ([`~peft.PeftConfig`], *optional*):
+            PEFT configuration (e.g. LoRA); `task_type` defaults to `"SEQ_CLS"` so the heads are trained and saved.
+        Other arguments are those of [`~trl.RewardTrainer`].
+    """
+
+    _tag_names = ["trl", "reward-trainer", "icrm"]
+    _name = "ICRM"
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        args: ICRMConfig | None = None,
+        data_collator: DataCollatorForICRM | None = None,
+        train_dataset: Dataset | None = None,
+        eval_dataset: Dataset | dict[str, Dataset] | None = None,
+        processing_class=None,
+        compute_metrics: Callable | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple = (None, None),
+        optimizer_cls_and_kwargs: tuple | None = None,
+        preprocess_logits_for_metrics: Callable | None = None,
+        peft_config=None,
+    ):
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            args = ICRMConfig(f"{os.path.basename(str(name).rstrip('/')).replace(':', '-')}-ICRM")
+        elif not isinstance(args, ICRMConfig):
+            raise TypeError(f"`args` must be an ICRMConfig, got {type(args).__name__}.")
+
+        settings = args.icrm_settings()
+        if isinstance(model, (str, os.PathLike)):
+            from transformers import set_seed
+
+            set_seed(args.seed)  # the new heads are random: make them reproducible
+            model, tokenizer = load_icrm_model(
+                model, settings, trust_remote_code=args.trust_remote_code, **dict(args.model_init_kwargs or {})
+            )
+            args.model_init_kwargs = None  # consumed here
+            processing_class = processing_class or tokenizer
+        else:
+            if getattr(model.config, "num_labels", None) != 2:
+                raise ValueError(
+                    f"An ICRM model has two outputs (reward, confidence); got num_labels={model.config.num_labels}. "
+                    "Load it with `trl_icrm.modeling.load_icrm_model` or pass a model path."
+                )
+            if getattr(model.config, "icrm", None) is None:
+                settings.save_to_config(model.config)
+            elif ICRMSettings.from_config(model.config) != settings:
+                raise ValueError(
+                    "The model's saved ICRM settings differ from those in `args`; a model keeps the settings it was "
+                    f"trained with. Model: {ICRMSettings.from_config(model.config)}; args: {settings}."
+                )
+        if processing_class is None:
+            processing_class = AutoTokenizer.from_pretrained(
+                model.config._name_or_path, trust_remote_code=args.trust_remote_code
+            )
+        prepare_tokenizer(processing_class, model)
+        if peft_config is not None and getattr(peft_config, "task_type", None) is None:
+            peft_config.task_type = "SEQ_CLS"
+
+        self._icrm_settings = settings
+        self._icrm_renderer = DemonstrationRenderer(processing_class, settings.template)
+        self._icrm_collator = data_collator or DataCollatorForICRM(
+            renderer=self._icrm_renderer,
+            pad_token_id=processing_class.pad_token_id,
+            min_demonstrations=args.min_demonstrations,
+            max_demonstrations=args.max_demonstrations,
+            max_length=args.max_length,
+            seed=args.seed if args.demonstration_seed is None else args.demonstration_seed,
+            pad_to_multiple_of=args.pad_to_multiple_of if isinstance(args.pad_to_multiple_of, int) else None,
+        )
+        self._eval_records: dict[str, list[torch.Tensor]] = defaultdict(list)
+
+        with _single_label_view(model):
+            super().__init__(
+                model=model,
+                args=args,
+                data_collator=self._icrm_collator,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                compute_metrics=compute_metrics,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+                preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+                peft_config=peft_config,
+            )
+        self.add_callback(_RedrawDemonstrationsEachEpoch(self._icrm_collator))
+
+    # Data
+    def _prepare_dataset(self, dataset, processing_class, args: ICRMConfig, dataset_name: str) -> Dataset:
+        if not isinstance(dataset, Dataset):
+            raise TypeError(
+                f"ICRMRewardTrainer needs a map-style `datasets.Dataset` for {dataset_name} (demonstrations are drawn "
+                f"by index), got {type(dataset).__name__}."
+            )
+        columns = dataset.column_names
+        if "icrm_pool" in columns:  # already prepared
+            return dataset
+        missing = [c for c in ("chosen", "rejected", args.group_column) if c not in columns]
+        if missing:
+            raise ValueError(
+                f"The {dataset_name} dataset lacks the column(s) {missing} (has {columns}). ICRM needs preference "
+                f"pairs (prompt/chosen/rejected) and a group column (`group_column={args.group_column!r}`) naming the "
+                "preference distribution each pair comes from."
+            )
+        renderer, group_column, label_column = self._icrm_renderer, args.group_column, args.label_column
+        has_labels = label_column in columns
+
+        def encode(example: dict[str, Any], index: int) -> dict[str, Any]:
+            prompt = example.get("prompt")
+            demonstration = {"prompt": "" if prompt is None else prompt, "chosen": example["chosen"], "rejected": example["rejected"]}
+            return {
+                "chosen_ids": renderer.encode_query(prompt, example["chosen"]),
+                "rejected_ids": renderer.encode_query(prompt, example["rejected"]),
+                "demo_ids": renderer.encode_demonstration(demonstration),
+                "icrm_index": index,
+                "icrm_group": str(example[group_column]),
+                "icrm_pool": dataset_name,
+                "icrm_label": float(example[label_column]) if has_labels else 1.0,
+            }
+
+        dataset = dataset.map(
+            encode, with_indices=True, num_proc=args.dataset_num_proc, desc=f"Tokenizing {dataset_name} dataset"
+        )
+        if has_labels and any(not 0.0 <= z <= 1.0 for z in dataset["icrm_label"]):
+            raise ValueError(f"Column {label_column!r} of the {dataset_name} dataset must hold labels in [0, 1].")
+        if args.max_length is not None:
+            lengths = [
+                max(len(c), len(r)) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+            ]
+            overlong = [i for i, n in enumerate(lengths) if n > args.max_length]
+            if overlong and args.overlong_query == "error":
+                i = overlong[0]
+                raise QueryTooLongError(
+                    f"{len(overlong)} pair(s) of the {dataset_name} dataset are longer than max_length="
+                    f"{args.max_length} without any demonstration, e.g. row {i} ({lengths[i]} tokens, prompt "
+                    f"{str(dataset[i].get('prompt'))[:80]!r}). The query is never cut: raise max_length, filter "
+                    "these rows, or set overlong_query='skip' to drop them."
+                )
+            if overlong:
+                logger.warning("Skipping %d overlong pair(s) of the %s dataset.", len(overlong), dataset_name)
+                dataset = dataset.select([i for i, n in enumerate(lengths) if n <= args.max_length])
+                dataset = dataset.map(lambda _, i: {"icrm_index": i}, with_indices=True)
+        groups = dataset["icrm_group"]
+        sizes = Counter(groups)
+        too_small = {g: n for g, n in sizes.items() if n - 1 < args.min_demonstrations}
+        if too_small:
+            raise ValueError(
+                f"Groups of the {dataset_name} dataset with too few pairs for min_demonstrations="
+                f"{args.min_demonstrations} (each pair needs that many others of its group): {too_small}."
+            )
+        capped = {g: n for g, n in sizes.items() if n - 1 < args.max_demonstrations}
+        if capped:
+            logger.warning(
+                "Groups of the %s dataset smaller than max_demonstrations + 1 draw at most (size - 1): %s",
+                dataset_name, capped,
+            )
+        members = defaultdict(list)
+        for i, g in enumerate(groups):
+            members[g].append(i)
+        self._icrm_collator.pools[dataset_name] = DemonstrationPool(
+            demonstrations=dataset.select_columns(["demo_ids"]),
+            groups=groups,
+            members={g: np.asarray(m) for g, m in members.items()},
+        )
+        return dataset.remove_columns([c for c in dataset.column_names if c not in _COLUMNS])
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = list(_COLUMNS)
+
+    # Loss and metrics
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        labels = inputs.pop("icrm_labels")
+        num_demonstrations = inputs.pop("icrm_num_demonstrations")
+        num_dropped = inputs.pop("icrm_num_dropped")
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+        rewards, confidence_logits = split_heads(outputs.logits)
+        rewards_chosen, rewards_rejected = rewards.chunk(2)
+        confidence_chosen, confidence_rejected = confidence_logits.chunk(2)
+        settings = self._icrm_settings
+        out = icrm_loss(
+            rewards_chosen, rewards_rejected, confidence_chosen, confidence_rejected, labels.to(rewards.dtype),
+            prior_alpha=settings.prior_alpha, prior_beta=settings.prior_beta, kl_coef=settings.kl_coef, eps=settings.eps,
+        )
+        loss = out.loss
+        if self.args.center_rewards_coefficient is not None:
+            loss = loss + self.args.center_rewards_coefficient * torch.mean((rewards_chosen + rewards_rejected) ** 2)
+
+        if mode == "train":
+            tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
+            self._total_train_tokens += tokens // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        with torch.no_grad():
+            mu = out.mu.detach()
+            correct = ((mu > 0.5) == (labels > 0.5)).float()
+            gathered = {
+                name: self.accelerator.gather_for_metrics(value.detach().float())
+                for name, value in {
+                    "correct": correct, "mu": mu, "tau": out.tau.detach(), "kl": out.kl.detach(),
+                    "nll": out.nll.detach(), "label": labels.float(), "k": num_demonstrations.float(),
+                    "dropped": num_dropped.float(), "margin": (rewards_chosen - rewards_rejected).detach(),
+                }.items()
+            }
+            metrics = self._metrics[mode]
+            metrics["accuracy"].append(gathered["correct"].mean().item())
+            metrics["mean_mu"].append(gathered["mu"].mean().item())
+            metrics["mean_tau"].append(gathered["tau"].mean().item())
+            metrics["kl"].append(gathered["kl"].mean().item())
+            metrics["nll"].append(gathered["nll"].mean().item())
+            metrics["margin"].append(gathered["margin"].mean().item())
+            metrics["num_demonstrations"].append(gathered["k"].mean().item())
+            metrics["dropped_demonstrations"].append(gathered["dropped"].sum().item())
+            if mode == "eval":
+                for name in ("correct", "mu", "label", "k"):
+                    self._eval_records[name].append(gathered[name].cpu())
+        return (loss, outputs) if return_outputs else loss
+
+    def evaluate(
+        self,
+        eval_dataset: Dataset | dict[str, Dataset] | str | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+        num_demonstrations: int | None = None,
+    ) -> dict[str, float]:
+        """[`~trl.RewardTrainer.evaluate`], optionally with exactly `num_demonstrations` per pair (as many as the
+        pair's group offers) instead of K drawn from [K_min, K_max]."""
+        collator = self._icrm_collator
+        saved = collator.min_demonstrations, collator.max_demonstrations
+        if num_demonstrations is not None:
+            if num_demonstrations < 0:
+                raise ValueError(f"num_demonstrations must be >= 0, got {num_demonstrations}.")
+            collator.min_demonstrations = collator.max_demonstrations = num_demonstrations
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            collator.min_demonstrations, collator.max_demonstrations = saved
+
+    def _eval_summary(self) -> dict[str, float]:
+        """Accuracy by number of demonstrations and expected calibration error over the whole evaluation."""
+        if not self._eval_records:
+            return {}
+        records = {name: torch.cat(values) for name, values in self._eval_records.items()}
+        self._eval_records.clear()
+        summary = {}
+        for k in records["k"].unique().tolist():
+            summary[f"accuracy_k{int(k)}"] = records["correct"][records["k"] == k].mean().item()
+        # Calibration of P(first side preferred) over both orders of each pair, so outcomes are not all 1.
+        probabilities = torch.cat([records["mu"], 1 - records["mu"]])
+        outcomes = torch.cat([records["label"], 1 - records["label"]])
+        summary["ece"] = expected_calibration_error(probabilities, outcomes, self.args.ece_bins)
+        return summary
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if not self.model.training:
+            for key, value in self._eval_summary().items():
+                self._metrics["eval"][key] = [value]
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        super()._save(output_dir, state_dict)
+        # A PEFT adapter folder keeps the ICRM settings (and the two-label head config) in the base model's config.
+        if self.args.should_save and hasattr(self.model, "peft_config"):
+            self.model.get_base_model().config.save_pretrained(output_dir or self.args.output_dir)
+
+    def demonstration_pools(self) -> dict[str, DemonstrationPool]:
+        """The demonstration pools of the prepared datasets, by dataset name."""
+        return dict(self._icrm_collator.pools)
+

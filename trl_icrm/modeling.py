@@ -1,0 +1,165 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""The two-headed ICRM reward model: loading, the settings saved in its config, and its heads.
+
+An ICRM model is any backbone that `AutoModelForSequenceClassification` supports, with `num_labels=2`: output 0 is the
+preference-mean head (the BT reward r of the response given the demonstrations), output 1 the confidence head (its
+softplus plus eps is the evidence kappa). The ICRM settings (prior, `kl_coef`, eps, demonstration template) live in
+`config.icrm`, so `from_pretrained` on a saved folder restores a model that scores as it did in training. A PEFT
+adapter folder carries the same settings in its saved base config.
+
+Example:
+
+```python
+>>> from trl_icrm.modeling import load_icrm_model
+>>> model, tokenizer = load_icrm_model("embedded:SmolLM2-135M-Instruct")  # a fresh (untrained) ICRM head
+>>> model.config.num_labels, sorted(model.config.icrm)
+(2, ['eps', 'kl_coef', 'prior_alpha', 'prior_beta', 'template'])
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from .default_model import resolve_model_name_or_path
+from .demonstrations import DemonstrationTemplate
+
+
+ICRM_LABELS = {0: "reward", 1: "confidence"}
+
+
+@dataclass
+class ICRMSettings:
+    """The ICRM settings a model is trained and scored with, stored in `config.icrm`."""
+
+    prior_alpha: float = 1.0
+    prior_beta: float = 1.0
+    kl_coef: float = 0.1
+    eps: float = 1e-3
+    template: DemonstrationTemplate = field(default_factory=DemonstrationTemplate)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prior_alpha": self.prior_alpha,
+            "prior_beta": self.prior_beta,
+            "kl_coef": self.kl_coef,
+            "eps": self.eps,
+            "template": self.template.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ICRMSettings:
+        values = dict(values)
+        template = DemonstrationTemplate.from_dict(values.pop("template", None))
+        return cls(template=template, **values)
+
+    @classmethod
+    def from_config(cls, config) -> ICRMSettings:
+        """Settings saved in a model config; raises if the config is not an ICRM model's."""
+        values = getattr(config, "icrm", None)
+        if values is None:
+            raise ValueError(
+                "This model config has no `icrm` settings: it is not an ICRM reward model (train one with "
+                "`ICRMRewardTrainer`, or use `load_icrm_model(..., settings=ICRMSettings())` to start one)."
+            )
+        return cls.from_dict(values)
+
+    def save_to_config(self, config) -> None:
+        config.icrm = self.to_dict()
+
+
+def is_peft_folder(path: str | os.PathLike) -> bool:
+    return Path(path, "adapter_config.json").is_file()
+
+
+def prepare_tokenizer(tokenizer, model: PreTrainedModel | None = None):
+    """Give the tokenizer a pad token (its eos for Llama-style tokenizers that have none, as TRL does) and tell the
+    model's config, which a sequence classifier needs to find the last non-pad token."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("The tokenizer has neither a pad token nor an eos token; set `tokenizer.pad_token`.")
+        tokenizer.pad_token = tokenizer.eos_token
+    if model is not None:
+        model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer
+
+
+def load_icrm_model(
+    model_name_or_path: str | os.PathLike,
+    settings: ICRMSettings | None = None,
+    tokenizer_name_or_path: str | None = None,
+    trust_remote_code: bool = False,
+    **model_init_kwargs,
+) -> tuple[PreTrainedModel, Any]:
+    """Load an ICRM reward model and its tokenizer.
+
+    Args:
+        model_name_or_path: A trained ICRM model folder, a PEFT adapter folder of one, a hub id, or a causal-LM
+            backbone (or [`DEFAULT_MODEL`]) to start a new ICRM model from (its 2-output head is then new).
+        settings: ICRM settings for a new model. For a saved ICRM model they come from its config; passing
+            different ones is an error (the model would score differently from how it was trained).
+        tokenizer_name_or_path: Tokenizer location if not the model's.
+        trust_remote_code: Forwarded to transformers (off by default).
+        **model_init_kwargs: Forwarded to `AutoModelForSequenceClassification.from_pretrained` (e.g. `dtype`).
+
+    Returns:
+        `(model, tokenizer)`; the model is in eval mode.
+    """
+    path = resolve_model_name_or_path(model_name_or_path)
+    model_init_kwargs.setdefault("dtype", torch.float32)
+    model_init_kwargs.setdefault("use_safetensors", True)
+    adapter = is_peft_folder(path)
+    if adapter:
+        with open(Path(path, "adapter_config.json"), encoding="utf-8") as handle:
+            base_path = resolve_model_name_or_path(json.load(handle)["base_model_name_or_path"])
+        config_path = path if Path(path, "config.json").is_file() else base_path
+    else:
+        base_path = config_path = path
+    config = AutoConfig.from_pretrained(config_path, trust_remote_code=trust_remote_code)
+    saved = getattr(config, "icrm", None)
+    if saved is not None:
+        saved_settings = ICRMSettings.from_dict(saved)
+        if settings is not None and settings != saved_settings:
+            raise ValueError(
+                f"{model_name_or_path} was trained with ICRM settings {saved_settings}; refusing to load it with "
+                f"different ones {settings}."
+            )
+        settings = saved_settings
+    settings = settings or ICRMSettings()
+    settings.save_to_config(config)
+    config.id2label, config.label2id = dict(ICRM_LABELS), {v: k for k, v in ICRM_LABELS.items()}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_path, config=config, trust_remote_code=trust_remote_code, **model_init_kwargs
+    )
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, path)
+    tokenizer_path = tokenizer_name_or_path or path
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model_name_or_path(tokenizer_path), trust_remote_code=trust_remote_code
+    )
+    prepare_tokenizer(tokenizer, model)
+    model.eval()
+    return model, tokenizer
+
+
+def icrm_settings_of(model) -> ICRMSettings:
+    """The ICRM settings of a (possibly PEFT-wrapped) model."""
+    return ICRMSettings.from_config(model.config)
+
+
+def split_heads(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reward r and confidence logit c from the `(..., 2)` output of an ICRM model."""
+    if logits.shape[-1] != 2:
+        raise ValueError(f"An ICRM model has 2 outputs (reward, confidence); got {logits.shape[-1]}.")
+    return logits[..., 0], logits[..., 1]
