@@ -31,3 +31,34 @@ def tiny_causal_lm(tiny_models) -> str:
 @pytest.fixture(scope="session")
 def tiny_sequence_classifier(tiny_models) -> str:
     return tiny_models["sequence_classifier"]
+
+
+def training_args(output_dir, **overrides) -> dict:
+    """Trainer arguments shared by the tests: CPU, fp32, no saving, no reporting."""
+    return dict(
+        output_dir=str(output_dir), per_device_train_batch_size=16, per_device_eval_batch_size=32, learning_rate=1e-3,
+        lr_scheduler_type="constant", logging_steps=1000, report_to=[], save_strategy="no", use_cpu=True,
+        max_length=256, seed=0, disable_tqdm=True, **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def steer_backbones(tmp_path_factory, default_model_dir) -> dict[str, str]:
+    from trl_icrm.testing import save_random_models
+
+    return save_random_models(tmp_path_factory.mktemp("steer"), default_model_dir, hidden_size=64, intermediate_size=128)
+
+
+@pytest.fixture(scope="session")
+def icrm_trained(steer_backbones, tmp_path_factory):
+    """An ICRM trainer trained on the synthetic conflicting-groups task (`trl_icrm.testing.conflicting_pairs`)."""
+    from trl_icrm import ICRMConfig, ICRMRewardTrainer
+    from trl_icrm.testing import conflicting_pairs
+
+    output_dir = tmp_path_factory.mktemp("icrm")
+    args = ICRMConfig(**training_args(output_dir, num_train_epochs=8), min_demonstrations=0, max_demonstrations=4)
+    trainer = ICRMRewardTrainer(steer_backbones["causal_lm"], args=args, train_dataset=conflicting_pairs(128, 0))
+    trainer.train()
+    trainer.save_model(str(output_dir / "model"))
+    trainer.saved_model_dir = str(output_dir / "model")
+    return trainer

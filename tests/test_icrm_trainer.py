@@ -1,6 +1,4 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-import random
-
 import pytest
 import torch
 from datasets import Dataset
@@ -10,43 +8,9 @@ from trl import RewardConfig, RewardTrainer
 from trl_icrm import ICRMConfig, ICRMRewardTrainer
 from trl_icrm.demonstrations import QueryTooLongError
 from trl_icrm.modeling import load_icrm_model
-from trl_icrm.testing import save_random_models
+from trl_icrm.testing import conflicting_pairs, save_random_models
 
-
-WORDS = "apple river stone cloud green quick seven table music paper light ocean north tiger lemon silver".split()
-
-
-def conflicting_pairs(n_per_group: int, seed: int) -> Dataset:
-    """Two groups with opposite preferences over the same kind of pairs: group A prefers ' yes', group B ' no'."""
-    rng = random.Random(seed)
-    rows = []
-    for group, (good, bad) in (("A", ("yes", "no")), ("B", ("no", "yes"))):
-        for _ in range(n_per_group):
-            prompt = " ".join(rng.sample(WORDS, 3)) + "?"
-            rows.append({"prompt": prompt, "chosen": " " + good, "rejected": " " + bad, "group": group})
-    return Dataset.from_list(rows)
-
-
-def _args(output_dir, **overrides) -> dict:
-    return dict(
-        output_dir=str(output_dir), per_device_train_batch_size=16, per_device_eval_batch_size=32, learning_rate=1e-3,
-        lr_scheduler_type="constant", logging_steps=1000, report_to=[], save_strategy="no", use_cpu=True,
-        max_length=256, seed=0, disable_tqdm=True, **overrides,
-    )
-
-
-@pytest.fixture(scope="module")
-def steer_backbones(tmp_path_factory, default_model_dir):
-    return save_random_models(tmp_path_factory.mktemp("steer"), default_model_dir, hidden_size=64, intermediate_size=128)
-
-
-@pytest.fixture(scope="module")
-def icrm_trained(steer_backbones, tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("icrm")
-    args = ICRMConfig(**_args(output_dir, num_train_epochs=8), min_demonstrations=0, max_demonstrations=4)
-    trainer = ICRMRewardTrainer(steer_backbones["causal_lm"], args=args, train_dataset=conflicting_pairs(128, 0))
-    trainer.train()
-    return trainer
+from conftest import training_args as _args
 
 
 def _accuracy_by_group(trainer, dataset, **kwargs) -> dict[str, float]:

@@ -7,7 +7,7 @@ for conversational data, `prompt + response + eos` for standard data). The demon
 [`DemonstrationTemplate`], which is saved in the model config so a reloaded model renders exactly as in training.
 
 Segments are tokenized separately and concatenated as token ids: `[bos] + header + demo_1 + ... + demo_K + footer +
-query`. This keeps one demonstration's tokens identical wherever it appears, lets the reward callable encode a shared
+query` (bos only for tokenizers that prepend it by themselves; the query keeps its own tokens unchanged). This keeps one demonstration's tokens identical wherever it appears, lets the reward callable encode a shared
 demonstration prefix once, and lets the length policy drop whole demonstrations (never cutting one mid-way) until the
 sequence fits `max_length`. The query itself is never cut: if it alone is too long, a [`QueryTooLongError`] names it.
 
@@ -139,6 +139,10 @@ class DemonstrationRenderer:
         self.template = template or DemonstrationTemplate()
         self.header_ids = self._encode_text(self.template.header)
         self.footer_ids = self._encode_text(self.template.footer)
+        # A tokenizer that prepends bos by itself (Llama-style) gets it at the very start of the sequence too.
+        probe = tokenizer("a")["input_ids"]
+        bos = tokenizer.bos_token_id
+        self.bos_ids = [bos] if bos is not None and probe and probe[0] == bos else []
 
     # Text rendering
     def _flatten(self, value: Text, response: bool) -> str:
@@ -182,17 +186,12 @@ class DemonstrationRenderer:
         return list(self.tokenizer(text)["input_ids"])
 
     # Assembly under the length policy
-    def _bos_split(self, query_ids: list[int]) -> tuple[list[int], list[int]]:
-        bos = self.tokenizer.bos_token_id
-        if bos is not None and query_ids and query_ids[0] == bos:
-            return [bos], query_ids[1:]
-        return [], query_ids
-
-    def build_prefix(self, demonstration_ids: Sequence[Sequence[int]], bos_ids: Sequence[int] = ()) -> list[int]:
-        """`[bos] + header + demos + footer`, or just `[bos]` without demonstrations."""
+    def build_prefix(self, demonstration_ids: Sequence[Sequence[int]]) -> list[int]:
+        """`[bos] + header + demos + footer` (bos only for tokenizers that add one by themselves), or nothing
+        without demonstrations: with K = 0 the input is exactly the query as `trl.RewardTrainer` tokenizes it."""
         if not demonstration_ids:
-            return list(bos_ids)
-        prefix = list(bos_ids) + list(self.header_ids)
+            return []
+        prefix = list(self.bos_ids) + list(self.header_ids)
         for ids in demonstration_ids:
             prefix.extend(ids)
         return prefix + list(self.footer_ids)
@@ -214,7 +213,7 @@ class DemonstrationRenderer:
                 "The query (prompt + response) is never cut: raise max_length, shorten or filter this example "
                 "(or set the overlong-query policy to 'skip' where the caller offers one)."
             )
-        budget = max_length - query_length - len(self.header_ids) - len(self.footer_ids)
+        budget = max_length - query_length - len(self.bos_ids) - len(self.header_ids) - len(self.footer_ids)
         kept = 0
         for ids in demonstration_ids:
             if len(ids) > budget:
@@ -231,10 +230,9 @@ class DemonstrationRenderer:
         name: str = "query",
     ) -> EncodedQuery:
         """Prefix (bos, demonstrations) and query ids for one response, dropping whole demonstrations to fit."""
-        bos_ids, query_ids = self._bos_split(list(query_ids))
-        kept = self.fit_demonstrations(demonstration_ids, len(bos_ids) + len(query_ids), max_length, name)
-        prefix = self.build_prefix(demonstration_ids[:kept], bos_ids)
-        return EncodedQuery(prefix, query_ids, kept, len(demonstration_ids) - kept)
+        query_ids = list(query_ids)
+        kept = self.fit_demonstrations(demonstration_ids, len(query_ids), max_length, name)
+        return EncodedQuery(self.build_prefix(demonstration_ids[:kept]), query_ids, kept, len(demonstration_ids) - kept)
 
     def assemble_pair(
         self,

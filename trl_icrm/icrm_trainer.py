@@ -217,7 +217,12 @@ class ICRMRewardTrainer(RewardTrainer):
                 model.config._name_or_path, trust_remote_code=args.trust_remote_code
             )
         prepare_tokenizer(processing_class, model)
-        if peft_config is not None and getattr(peft_config, "task_type", None) is None:
+        if peft_config is not None and getattr(peft_config, "task_type", None) != "SEQ_CLS":
+            if getattr(peft_config, "task_type", None) is not None:
+                logger.warning(
+                    "An ICRM model is a sequence classifier: PEFT task_type %s is replaced by SEQ_CLS so that the two "
+                    "heads are trained and saved with the adapter.", peft_config.task_type,
+                )
             peft_config.task_type = "SEQ_CLS"
 
         self._icrm_settings = settings

@@ -79,3 +79,25 @@ def save_random_models(
         tokenizer.save_pretrained(folder)
         folders[name] = str(folder)
     return folders
+
+
+_WORDS = "apple river stone cloud green quick seven table music paper light ocean north tiger lemon silver".split()
+
+
+def conflicting_pairs(n_per_group: int, seed: int = 0):
+    """A synthetic steerable task: two groups with opposite preferences over the same kind of pairs.
+
+    Group `"A"` prefers the response `" yes"`, group `"B"` the response `" no"`, to random three-word prompts. Without
+    demonstrations no model can be right on both groups; with a few demonstrations of the group it can.
+    """
+    import random
+
+    from datasets import Dataset
+
+    rng = random.Random(seed)
+    rows = []
+    for group, (good, bad) in (("A", ("yes", "no")), ("B", ("no", "yes"))):
+        for _ in range(n_per_group):
+            prompt = " ".join(rng.sample(_WORDS, 3)) + "?"
+            rows.append({"prompt": prompt, "chosen": " " + good, "rejected": " " + bad, "group": group})
+    return Dataset.from_list(rows)
