@@ -24,7 +24,7 @@ from trl_icrm.builtin_preferences import concise_vs_detailed
 
 @dataclass
 class ScriptArguments:
-    eval_demonstrations: int = field(default=4, metadata={"help": "K demonstrations per pair at evaluation."})
+    eval_demonstrations: int = field(default=2, metadata={"help": "K demonstrations per pair at evaluation."})
     compare_bt: bool = field(default=False, metadata={"help": "Also train a conventional BT model on the same pairs."})
 
 
@@ -90,8 +90,9 @@ if __name__ == "__main__":
         per_device_train_batch_size=4,
         learning_rate=5e-4,
         lr_scheduler_type="constant",
-        max_demonstrations=4,
+        max_demonstrations=2,
         max_length=512,
+        gradient_checkpointing=False,
         logging_steps=5,
         save_strategy="no",
         report_to=[],

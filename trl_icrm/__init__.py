@@ -9,6 +9,8 @@ from .icrm_config import ICRMConfig
 from .icrm_trainer import ICRMRewardTrainer
 from .modeling import ICRMSettings, load_icrm_model
 from .objective import icrm_loss
+from .reward import ICRMReward, SequenceClassifierReward, build_reward
+from .verifier import MathVerifyReward
 
 
 __all__ = [
@@ -16,8 +18,12 @@ __all__ = [
     "DemonstrationRenderer",
     "DemonstrationTemplate",
     "ICRMConfig",
+    "ICRMReward",
     "ICRMRewardTrainer",
     "ICRMSettings",
+    "MathVerifyReward",
+    "SequenceClassifierReward",
+    "build_reward",
     "default_model_path",
     "icrm_loss",
     "load_icrm_model",

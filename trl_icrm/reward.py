@@ -4,7 +4,11 @@
 [`ICRMReward`] scores each completion with an ICRM reward model steered by its prompt's own demonstrations;
 [`SequenceClassifierReward`] wraps a conventional BT reward model (e.g. one trained by `trl.RewardTrainer`). Both take
 TRL's reward-function call `f(prompts=..., completions=..., completion_ids=..., **columns, trainer_state=...,
-log_extra=..., log_metric=...)` and return one float per completion. With the math-verify correctness reward
+log_extra=..., log_metric=...)` and return one float per completion.
+
+Under `accelerate launch` each process scores its own completions with its own copy of the reward model: a model
+given by path is loaded whole even under DeepSpeed ZeRO-3 (a partitioned copy could not be called outside an engine;
+see `trl_icrm.distributed`). A loaded model passed in must not be ZeRO-3 partitioned either. With the math-verify correctness reward
 (`trl_icrm.verifier.MathVerifyReward`) a recipe switches between them by name ([`build_reward`]).
 
 Example:
@@ -32,6 +36,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from .default_model import resolve_model_name_or_path
+from .distributed import zero3_init_disabled
 from .demonstrations import DemonstrationRenderer, EncodedQuery, MalformedDemonstrationError, validate_demonstration
 from .modeling import icrm_settings_of, load_icrm_model, prepare_tokenizer, split_heads
 from .objective import confidence, response_posterior
@@ -214,7 +219,8 @@ class ICRMReward(_RewardFunction):
         if demonstration_bank is not None and fixed_demonstrations is not None:
             raise ValueError("Give either a demonstration bank or fixed demonstrations, not both.")
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-            model, loaded_tokenizer = load_icrm_model(model, trust_remote_code=trust_remote_code)
+            with zero3_init_disabled():  # a whole copy per process, even while a ZeRO-3 config is active
+                model, loaded_tokenizer = load_icrm_model(model, trust_remote_code=trust_remote_code)
             tokenizer = tokenizer or loaded_tokenizer
         elif tokenizer is None:
             raise ValueError("Pass the tokenizer along with a loaded model.")
@@ -353,9 +359,10 @@ class SequenceClassifierReward(_RewardFunction):
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             path = resolve_model_name_or_path(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
-            )
+            with zero3_init_disabled():
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    path, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
+                )
         elif tokenizer is None:
             raise ValueError("Pass the tokenizer along with a loaded model.")
         if _unwrap(model).config.num_labels != 1:
