@@ -85,7 +85,9 @@ def test_reward_kinds(random_icrm_dir):
         ICRMReward(random_icrm_dir, reward_kind="median")
 
 
-def test_error_messages(random_icrm_dir):
+def test_error_messages(random_icrm_dir, tiny_causal_lm):
+    with pytest.raises(ValueError, match="not a trained ICRM model"):
+        ICRMReward(tiny_causal_lm)
     reward = ICRMReward(random_icrm_dir)
     with pytest.raises(ValueError, match="row 1 has no demonstrations"):
         reward(["a", "b"], ["x", "y"], demonstrations=[DEMOS_A[:1], []])

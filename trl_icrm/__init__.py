@@ -3,6 +3,7 @@
 
 __version__ = "0.1.0"
 
+from .best_of_n import BestOfNOutput, BestOfNSampler, SupportsUncertainty, expected_best_of_n, kl_bon
 from .default_model import DEFAULT_MODEL, default_model_path, resolve_model_name_or_path
 from .demonstrations import DemonstrationRenderer, DemonstrationTemplate
 from .icrm_config import ICRMConfig
@@ -14,6 +15,11 @@ from .verifier import MathVerifyReward
 
 
 __all__ = [
+    "BestOfNOutput",
+    "BestOfNSampler",
+    "SupportsUncertainty",
+    "expected_best_of_n",
+    "kl_bon",
     "DEFAULT_MODEL",
     "DemonstrationRenderer",
     "DemonstrationTemplate",

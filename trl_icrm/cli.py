@@ -67,12 +67,27 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bon(args: argparse.Namespace) -> int:
+    from .best_of_n_experiment import bon_main
+
+    return bon_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trl-icrm", description="Test-time steerable Bayesian reward models for TRL.")
     subcommands = parser.add_subparsers(dest="command", required=True)
     env = subcommands.add_parser("env", help="Print versions, the compute device and where the default model lives.")
     env.add_argument("--convert", action="store_true", help="Convert the embedded default model now if needed.")
     env.set_defaults(func=_env)
+    from .best_of_n_experiment import add_bon_arguments
+
+    bon = subcommands.add_parser(
+        "bon",
+        help="Best-of-N over-optimization curves: proxy reward model vs math-verify gold on built-in math problems.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_bon_arguments(bon)
+    bon.set_defaults(func=_bon)
     return parser
 
 

@@ -98,6 +98,7 @@ def load_icrm_model(
     settings: ICRMSettings | None = None,
     tokenizer_name_or_path: str | None = None,
     trust_remote_code: bool = False,
+    allow_new_head: bool = True,
     **model_init_kwargs,
 ) -> tuple[PreTrainedModel, Any]:
     """Load an ICRM reward model and its tokenizer.
@@ -109,6 +110,8 @@ def load_icrm_model(
             different ones is an error (the model would score differently from how it was trained).
         tokenizer_name_or_path: Tokenizer location if not the model's.
         trust_remote_code: Forwarded to transformers (off by default).
+        allow_new_head: Whether a model without saved ICRM settings may be loaded with a new (random) head; scorers
+            pass `False`.
         **model_init_kwargs: Forwarded to `AutoModelForSequenceClassification.from_pretrained` (e.g. `dtype`).
 
     Returns:
@@ -134,6 +137,11 @@ def load_icrm_model(
                 f"different ones {settings}."
             )
         settings = saved_settings
+    elif not allow_new_head:
+        raise ValueError(
+            f"{model_name_or_path} is not a trained ICRM model (its config has no `icrm` settings); scoring with it "
+            "would use a new, random head. Train one with `ICRMRewardTrainer`."
+        )
     settings = settings or ICRMSettings()
     settings.save_to_config(config)
     config.id2label, config.label2id = dict(ICRM_LABELS), {v: k for k, v in ICRM_LABELS.items()}

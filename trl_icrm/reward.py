@@ -220,7 +220,9 @@ class ICRMReward(_RewardFunction):
             raise ValueError("Give either a demonstration bank or fixed demonstrations, not both.")
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             with zero3_init_disabled():  # a whole copy per process, even while a ZeRO-3 config is active
-                model, loaded_tokenizer = load_icrm_model(model, trust_remote_code=trust_remote_code)
+                model, loaded_tokenizer = load_icrm_model(
+                    model, trust_remote_code=trust_remote_code, allow_new_head=False
+                )
             tokenizer = tokenizer or loaded_tokenizer
         elif tokenizer is None:
             raise ValueError("Pass the tokenizer along with a loaded model.")
