@@ -618,11 +618,19 @@ def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_c
     from trl_icrm.best_of_n_experiment import load_proxy, reward_model_kind
     from trl_icrm.testing import save_random_models
 
-    # A 2-output classifier without ICRM settings is ambiguous; named as ICRM, it reports its posterior.
+    # A 2-output classifier without ICRM settings is ambiguous, and no trained ICRM model.
     with pytest.raises(ValueError, match="reward-kind"):
         reward_model_kind(tiny_sequence_classifier)
-    icrm = load_proxy(tiny_sequence_classifier, "icrm")
-    assert isinstance(icrm, SupportsUncertainty) and icrm.__name__ == "sequence_classifier"
+    with pytest.raises(ValueError, match="not a trained ICRM model"):
+        load_proxy(tiny_sequence_classifier, "icrm")
+    from trl_icrm.modeling import load_icrm_model
+
+    icrm_model, icrm_tokenizer = load_icrm_model(tiny_causal_lm)
+    icrm_model.save_pretrained(tmp_path / "icrm_rm")
+    icrm_tokenizer.save_pretrained(tmp_path / "icrm_rm")
+    assert reward_model_kind(tmp_path / "icrm_rm") == "icrm"
+    icrm = load_proxy(tmp_path / "icrm_rm")
+    assert isinstance(icrm, SupportsUncertainty) and icrm.__name__ == "icrm_rm"
     bt_folder = save_random_models(tmp_path, default_model_dir, num_labels=1)["sequence_classifier"]
     assert reward_model_kind(bt_folder) == "bt"
     bt = load_proxy(bt_folder)
@@ -637,10 +645,10 @@ def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_c
         num_bootstrap=50,
         progress_bar=False,
     )
-    names = ["sequence_classifier", "sequence_classifier_1"]  # same folder name twice: made unique
+    names = ["icrm_rm", "sequence_classifier"]
     names += ["ensemble mean", "ensemble worst_case", "ensemble mean_minus_std k=1"]  # no penalties: BT has no var
     assert [c.name for c in result["curves"]] == names
     # Without penalties each member scores through its TRL call (the ICRM logit r here).
     record = json.loads(open(result["files"]["samples"]).readline())
     expected = icrm([record["prompt"]] * 3, record["completions"])
-    np.testing.assert_allclose(record["proxy"]["sequence_classifier"], expected, rtol=1e-5)
+    np.testing.assert_allclose(record["proxy"]["icrm_rm"], expected, rtol=1e-5)
