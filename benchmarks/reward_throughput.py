@@ -26,10 +26,20 @@ from trl_icrm.reward import ICRMReward
 
 
 RANDOM_SIZES = {  # Llama-style shapes of realistic size, random weights (for machines the 135M weights cannot reach)
-    "135m": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
-             "num_key_value_heads": 3},
-    "1b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32,
-           "num_key_value_heads": 8},
+    "135m": {
+        "hidden_size": 576,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+    },
+    "1b": {
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+    },
 }
 
 
@@ -110,14 +120,18 @@ def main() -> None:
     matmul = matmul_flops_per_second(args.device, dtype)
     results = {"device": args.device, "dtype": args.dtype, "matmul_flops_per_s": matmul, "rows": []}
     print(f"plain {args.dtype} matmul: {matmul / 1e9:.1f} GFLOP/s on {args.device}")
-    print(f"{'K':>3} {'naive c/s':>10} {'cached c/s':>11} {'speed-up':>9} {'naive MFU':>10} {'cached MFU':>11} {'max |diff|':>11}")
+    print(
+        f"{'K':>3} {'naive c/s':>10} {'cached c/s':>11} {'speed-up':>9} {'naive MFU':>10} {'cached MFU':>11} {'max |diff|':>11}"
+    )
     for k in args.demonstrations:
         demos = [[pool[(p * 7 + j) % len(pool)] for j in range(k)] for p in range(args.num_prompts)]
         columns = {"demonstrations": [demos[i // args.group_size] for i in range(len(prompts))]}
         row = {"k": k}
         scores = {}
         for name, cached in (("naive", False), ("cached", True)):
-            reward = ICRMReward(model, tokenizer, use_prefix_cache=cached, batch_size=args.batch_size, allow_zero_shot=True)
+            reward = ICRMReward(
+                model, tokenizer, use_prefix_cache=cached, batch_size=args.batch_size, allow_zero_shot=True
+            )
             encoded = reward.encode(prompts, completions, **columns)
             reward(prompts, completions, **columns)  # warm-up
             best = float("inf")
@@ -137,7 +151,7 @@ def main() -> None:
             row[f"{name}_mfu"] = flops / best / matmul
             row["tokens_per_sequence"] = sum(len(e.input_ids) for e in encoded) / len(encoded)
         row["speedup"] = row["cached_completions_per_s"] / row["naive_completions_per_s"]
-        row["max_abs_diff"] = max(abs(a - b) for a, b in zip(scores["naive"], scores["cached"]))
+        row["max_abs_diff"] = max(abs(a - b) for a, b in zip(scores["naive"], scores["cached"], strict=True))
         results["rows"].append(row)
         print(
             f"{k:>3} {row['naive_completions_per_s']:>10.2f} {row['cached_completions_per_s']:>11.2f} "

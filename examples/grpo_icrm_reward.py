@@ -28,7 +28,8 @@ from trl_icrm.reward import ICRMReward
 @dataclass
 class ScriptArguments:
     reward_model_name_or_path: str = field(
-        default="outputs/icrm-concise-vs-detailed", metadata={"help": "A trained ICRM model (folder, adapter, hub id)."}
+        default="outputs/icrm-concise-vs-detailed",
+        metadata={"help": "A trained ICRM model (folder, adapter, hub id)."},
     )
     num_demonstrations: int = field(default=4, metadata={"help": "Demonstrations carried by each prompt."})
 
@@ -37,7 +38,9 @@ def build_dataset(num_demonstrations: int, seed: int) -> Dataset:
     """Held-out questions as conversational prompts, each with demonstrations of one objective (alternating)."""
     data = concise_vs_detailed(seed=seed)
     bank = {
-        group: [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in data["train"] if row["group"] == group]
+        group: [
+            {k: row[k] for k in ("prompt", "chosen", "rejected")} for row in data["train"] if row["group"] == group
+        ]
         for group in ("concise", "detailed")
     }
     questions = sorted(set(data["test"]["prompt"]))

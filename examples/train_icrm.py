@@ -30,7 +30,9 @@ class ScriptArguments:
 
 def accuracy_by_objective(trainer, test, **evaluate_kwargs) -> dict[str, float]:
     return {
-        group: trainer.evaluate(test.filter(lambda row: row["group"] == group), **evaluate_kwargs)["eval_accuracy"]
+        group: trainer.evaluate(test.filter(lambda row, group=group: row["group"] == group), **evaluate_kwargs)[
+            "eval_accuracy"
+        ]
         for group in sorted(set(test["group"]))
     }
 
@@ -55,13 +57,27 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
     if script_args.compare_bt:
         bt_args = RewardConfig(
             output_dir=os.path.join(training_args.output_dir, "bt"),
-            **{key: getattr(training_args, key) for key in (
-                "num_train_epochs", "per_device_train_batch_size", "learning_rate", "max_length", "seed", "bf16",
-                "lr_scheduler_type", "logging_steps", "report_to", "save_strategy", "use_cpu",
-            )},
+            **{
+                key: getattr(training_args, key)
+                for key in (
+                    "num_train_epochs",
+                    "per_device_train_batch_size",
+                    "learning_rate",
+                    "max_length",
+                    "seed",
+                    "bf16",
+                    "lr_scheduler_type",
+                    "logging_steps",
+                    "report_to",
+                    "save_strategy",
+                    "use_cpu",
+                )
+            },
         )
         bt = RewardTrainer(
-            resolve_model_name_or_path(model_args.model_name_or_path), args=bt_args, train_dataset=data["train"],
+            resolve_model_name_or_path(model_args.model_name_or_path),
+            args=bt_args,
+            train_dataset=data["train"],
             peft_config=get_peft_config(model_args),
         )
         bt.train()
@@ -70,7 +86,9 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
     print(f"{'model':<6} {'demonstrations':<18} " + " ".join(f"{g:>9}" for g in ("concise", "detailed")))
     for model_name, rows in results.items():
         for setting, accuracy in rows.items():
-            print(f"{model_name:<6} {setting:<18} " + " ".join(f"{accuracy[g]:>9.3f}" for g in ("concise", "detailed")))
+            print(
+                f"{model_name:<6} {setting:<18} " + " ".join(f"{accuracy[g]:>9.3f}" for g in ("concise", "detailed"))
+            )
     with open(os.path.join(training_args.output_dir, "steering_results.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2)
     return results

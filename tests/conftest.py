@@ -36,9 +36,19 @@ def tiny_sequence_classifier(tiny_models) -> str:
 def training_args(output_dir, **overrides) -> dict:
     """Trainer arguments shared by the tests: CPU, fp32, no saving, no reporting."""
     return dict(
-        output_dir=str(output_dir), per_device_train_batch_size=16, per_device_eval_batch_size=32, learning_rate=1e-3,
-        lr_scheduler_type="constant", logging_steps=1000, report_to=[], save_strategy="no", use_cpu=True,
-        max_length=256, seed=0, disable_tqdm=True, **overrides,
+        output_dir=str(output_dir),
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=32,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        logging_steps=1000,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        max_length=256,
+        seed=0,
+        disable_tqdm=True,
+        **overrides,
     )
 
 
@@ -46,7 +56,9 @@ def training_args(output_dir, **overrides) -> dict:
 def steer_backbones(tmp_path_factory, default_model_dir) -> dict[str, str]:
     from trl_icrm.testing import save_random_models
 
-    return save_random_models(tmp_path_factory.mktemp("steer"), default_model_dir, hidden_size=64, intermediate_size=128)
+    return save_random_models(
+        tmp_path_factory.mktemp("steer"), default_model_dir, hidden_size=64, intermediate_size=128
+    )
 
 
 @pytest.fixture(scope="session")

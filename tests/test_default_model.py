@@ -10,8 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import trl_icrm.default_model as default_model
-from trl_icrm import DEFAULT_MODEL, resolve_model_name_or_path
+from trl_icrm import DEFAULT_MODEL, default_model, resolve_model_name_or_path
 
 
 # Run in a child process: converts (counting real conversions) and prints the resulting path.

@@ -32,7 +32,10 @@ def test_rendering_is_deterministic_and_position_independent(renderer):
     prefix = renderer.build_prefix(ids)
     assert prefix == renderer.header_ids + ids[0] + ids[1] + ids[2] + renderer.footer_ids
     assert first.chosen_ids == prefix + renderer.encode_query("Q?", "yes")
-    assert renderer.render_demonstration(DEMOS[0]) == "Prompt: Question 0?\nPreferred: Short 0.\nNot preferred: A much longer answer number 0.\n\n"
+    assert (
+        renderer.render_demonstration(DEMOS[0])
+        == "Prompt: Question 0?\nPreferred: Short 0.\nNot preferred: A much longer answer number 0.\n\n"
+    )
 
 
 def test_no_demonstrations_gives_the_plain_trl_query(renderer):

@@ -31,10 +31,18 @@ def random_icrm_dir(tiny_causal_lm, tmp_path_factory) -> str:
 def test_two_process_deepspeed_grpo_with_icrm_reward(stage, tiny_causal_lm, random_icrm_dir, tmp_path):
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "recipes" / "accelerate_configs" / f"cpu_{stage}.yaml"),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "recipes" / "accelerate_configs" / f"cpu_{stage}.yaml"),
         str(ROOT / "tests" / "scripts" / "grpo_icrm_smoke.py"),
-        "--policy", tiny_causal_lm, "--reward_model", random_icrm_dir, "--output_dir", str(tmp_path),
+        "--policy",
+        tiny_causal_lm,
+        "--reward_model",
+        random_icrm_dir,
+        "--output_dir",
+        str(tmp_path),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 def _run(*args: str, timeout: int = 1800) -> str:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result.stdout
 
@@ -40,7 +42,14 @@ def test_train_icrm_example(icrm_adapter):
 
 def test_grpo_icrm_reward_example(icrm_adapter, tmp_path):
     stdout = _run(
-        "examples/grpo_icrm_reward.py", "--reward_model_name_or_path", str(icrm_adapter), "--output_dir", str(tmp_path),
-        "--max_steps", "1", "--max_completion_length", "16",
+        "examples/grpo_icrm_reward.py",
+        "--reward_model_name_or_path",
+        str(icrm_adapter),
+        "--output_dir",
+        str(tmp_path),
+        "--max_steps",
+        "1",
+        "--max_completion_length",
+        "16",
     )
     assert "rewards/icrm/mean" in stdout and "icrm/confidence" in stdout

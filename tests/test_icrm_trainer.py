@@ -15,7 +15,9 @@ from conftest import training_args as _args
 
 def _accuracy_by_group(trainer, dataset, **kwargs) -> dict[str, float]:
     return {
-        group: trainer.evaluate(dataset.filter(lambda row: row["group"] == group), **kwargs)["eval_accuracy"]
+        group: trainer.evaluate(dataset.filter(lambda row, group=group: row["group"] == group), **kwargs)[
+            "eval_accuracy"
+        ]
         for group in ("A", "B")
     }
 
@@ -29,14 +31,16 @@ def test_in_context_steering_is_learned(icrm_trained, steer_backbones, tmp_path)
 
     # The conventional BT reward model on the same pairs cannot serve both groups.
     bt = RewardTrainer(
-        save_random_models(tmp_path / "bt", steer_backbones["causal_lm"], hidden_size=64, intermediate_size=128,
-                           num_labels=1)["sequence_classifier"],
+        save_random_models(
+            tmp_path / "bt", steer_backbones["causal_lm"], hidden_size=64, intermediate_size=128, num_labels=1
+        )["sequence_classifier"],
         args=RewardConfig(**_args(tmp_path / "bt-out", num_train_epochs=8), bf16=False),
         train_dataset=conflicting_pairs(128, 0),
     )
     bt.train()
     bt_accuracy = {
-        group: bt.evaluate(held_out.filter(lambda row: row["group"] == group))["eval_accuracy"] for group in "AB"
+        group: bt.evaluate(held_out.filter(lambda row, group=group: row["group"] == group))["eval_accuracy"]
+        for group in "AB"
     }
     assert min(bt_accuracy.values()) <= 0.6, bt_accuracy
 
@@ -96,10 +100,13 @@ def test_demonstrations_are_redrawn_each_epoch(icrm_trained):
 def test_clear_errors(tiny_causal_lm, tmp_path):
     data = conflicting_pairs(4, 0)
     with pytest.raises(ValueError, match="group_column='objective'"):
-        ICRMRewardTrainer(tiny_causal_lm, args=ICRMConfig(**_args(tmp_path), group_column="objective"), train_dataset=data)
+        ICRMRewardTrainer(
+            tiny_causal_lm, args=ICRMConfig(**_args(tmp_path), group_column="objective"), train_dataset=data
+        )
     with pytest.raises(ValueError, match="too few pairs for min_demonstrations=6"):
         ICRMRewardTrainer(
-            tiny_causal_lm, args=ICRMConfig(**_args(tmp_path), min_demonstrations=6, max_demonstrations=6),
+            tiny_causal_lm,
+            args=ICRMConfig(**_args(tmp_path), min_demonstrations=6, max_demonstrations=6),
             train_dataset=data,
         )
     long = data.map(lambda row: {"prompt": row["prompt"] * 80})

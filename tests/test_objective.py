@@ -12,13 +12,13 @@ from trl_icrm.objective import icrm_loss, icrm_loss_from_posterior, response_pos
 
 def _reference_loss(r_a, r_b, c_a, c_b, z, a0, b0, kl_coef, eps):
     """Independent closed form with mpmath: -E_q[log-lik] + kl_coef * KL(Beta(a, b) || Beta(a0, b0))."""
-    softplus = lambda x: mpmath.log1p(mpmath.exp(x))  # noqa: E731
+    softplus = lambda x: mpmath.log1p(mpmath.exp(x))
     mu = 1 / (1 + mpmath.exp(-(r_a - r_b)))
     tau = softplus(c_a) + eps + softplus(c_b) + eps
     a, b = mu * tau, (1 - mu) * tau
     psi = mpmath.digamma
     nll = -(z * (psi(a) - psi(a + b)) + (1 - z) * (psi(b) - psi(a + b)))
-    log_beta = lambda x, y: mpmath.loggamma(x) + mpmath.loggamma(y) - mpmath.loggamma(x + y)  # noqa: E731
+    log_beta = lambda x, y: mpmath.loggamma(x) + mpmath.loggamma(y) - mpmath.loggamma(x + y)
     kl = log_beta(a0, b0) - log_beta(a, b) + (a - a0) * psi(a) + (b - b0) * psi(b) + (a0 - a + b0 - b) * psi(a + b)
     return float(nll + kl_coef * kl)
 
@@ -83,7 +83,7 @@ def test_interior_optimum_with_kl_and_unbounded_confidence_without():
     assert abs(with_kl[-1] - with_kl[-2]) / with_kl[-1] < 1e-3  # converged to a finite confidence
     assert abs(grad_with_kl) < 1e-4  # a stationary point
     without_kl, grad_without_kl = _optimize_single_pair(kl_coef=0.0, steps=4000)
-    assert all(later > earlier for earlier, later in zip(without_kl, without_kl[1:]))  # keeps growing
+    assert all(later > earlier for earlier, later in zip(without_kl, without_kl[1:], strict=False))  # keeps growing
     assert without_kl[-1] > with_kl[-1]
     assert grad_without_kl < 0  # still descending: more confidence always lowers the loss
 

@@ -47,8 +47,10 @@ def test_cached_and_naive_paths_agree(model_fixture, request):
     for kind in ("logit", "lcb"):
         cached.reward_kind = naive.reward_kind = kind
         torch.testing.assert_close(
-            torch.tensor(cached(prompts, completions, **columns)), torch.tensor(naive(prompts, completions, **columns)),
-            rtol=0, atol=1e-4,
+            torch.tensor(cached(prompts, completions, **columns)),
+            torch.tensor(naive(prompts, completions, **columns)),
+            rtol=0,
+            atol=1e-4,
         )
 
 
@@ -60,8 +62,11 @@ def test_column_bank_and_fixed_modes_select_the_right_demonstrations(random_icrm
     assert encoded[2].num_demonstrations == 2 and encoded[0].prefix_ids == encoded[1].prefix_ids
 
     bank = ICRMReward(
-        random_icrm_dir, demonstration_bank={"A": DEMOS_A, "B": DEMOS_B}, bank_key_column="preference_id",
-        num_demonstrations=2, seed=3,
+        random_icrm_dir,
+        demonstration_bank={"A": DEMOS_A, "B": DEMOS_B},
+        bank_key_column="preference_id",
+        num_demonstrations=2,
+        seed=3,
     )
     chosen = [bank.demonstrations_for(i, p, {"preference_id": ["A", "A", "B"]}) for i, p in enumerate(prompts)]
     assert all(d in DEMOS_A for d in chosen[0]) and all(d in DEMOS_B for d in chosen[2])
@@ -79,8 +84,8 @@ def test_reward_kinds(random_icrm_dir):
         values[kind] = reward(["q?", "q?"], [" yes", " no"])
     mean, var = reward.score_with_uncertainty(["q?", "q?"], [" yes", " no"])
     assert values["mean"] == pytest.approx([1 / (1 + math.exp(-r)) for r in values["logit"]], abs=1e-6)
-    assert values["lcb"] == pytest.approx([m - 2.0 * math.sqrt(v) for m, v in zip(mean, var)], abs=1e-6)
-    assert values["var_penalty"] == pytest.approx([m - 2.0 * v for m, v in zip(mean, var)], abs=1e-6)
+    assert values["lcb"] == pytest.approx([m - 2.0 * math.sqrt(v) for m, v in zip(mean, var, strict=True)], abs=1e-6)
+    assert values["var_penalty"] == pytest.approx([m - 2.0 * v for m, v in zip(mean, var, strict=True)], abs=1e-6)
     with pytest.raises(ValueError, match="reward_kind"):
         ICRMReward(random_icrm_dir, reward_kind="median")
 
@@ -93,7 +98,9 @@ def test_error_messages(random_icrm_dir, tiny_causal_lm):
         reward(["a", "b"], ["x", "y"], demonstrations=[DEMOS_A[:1], []])
     with pytest.raises(ValueError, match="no column 'demonstrations'"):
         reward(["a"], ["x"])
-    with pytest.raises(MalformedDemonstrationError, match="row 0, column 'demonstrations', demonstration 1: missing key 'rejected'"):
+    with pytest.raises(
+        MalformedDemonstrationError, match="row 0, column 'demonstrations', demonstration 1: missing key 'rejected'"
+    ):
         reward(["a"], ["x"], demonstrations=[[DEMOS_A[0], {"prompt": "p", "chosen": "c"}]])
     zero_shot = ICRMReward(random_icrm_dir, allow_zero_shot=True)
     assert zero_shot.encode(["a"], ["x"], demonstrations=[[]])[0].prefix_ids == []
@@ -115,9 +122,19 @@ def _length_reward(completions, **kwargs):
 def test_drops_into_trl_on_policy_trainers(trainer_name, tiny_causal_lm, random_icrm_dir, tmp_path):
     config_class, trainer_class = {"grpo": (GRPOConfig, GRPOTrainer), "rloo": (RLOOConfig, RLOOTrainer)}[trainer_name]
     args = config_class(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, max_completion_length=8,
-        max_steps=2, learning_rate=1e-4, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, bf16=False,
-        seed=0, disable_tqdm=True,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=2,
+        learning_rate=1e-4,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        disable_tqdm=True,
     )
     reward = ICRMReward(random_icrm_dir)
     trainer = trainer_class(

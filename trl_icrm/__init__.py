@@ -15,12 +15,9 @@ from .verifier import MathVerifyReward
 
 
 __all__ = [
+    "DEFAULT_MODEL",
     "BestOfNOutput",
     "BestOfNSampler",
-    "SupportsUncertainty",
-    "expected_best_of_n",
-    "kl_bon",
-    "DEFAULT_MODEL",
     "DemonstrationRenderer",
     "DemonstrationTemplate",
     "ICRMConfig",
@@ -29,9 +26,12 @@ __all__ = [
     "ICRMSettings",
     "MathVerifyReward",
     "SequenceClassifierReward",
+    "SupportsUncertainty",
     "build_reward",
     "default_model_path",
+    "expected_best_of_n",
     "icrm_loss",
+    "kl_bon",
     "load_icrm_model",
     "resolve_model_name_or_path",
 ]

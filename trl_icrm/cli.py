@@ -74,7 +74,9 @@ def _bon(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trl-icrm", description="Test-time steerable Bayesian reward models for TRL.")
+    parser = argparse.ArgumentParser(
+        prog="trl-icrm", description="Test-time steerable Bayesian reward models for TRL."
+    )
     subcommands = parser.add_subparsers(dest="command", required=True)
     env = subcommands.add_parser("env", help="Print versions, the compute device and where the default model lives.")
     env.add_argument("--convert", action="store_true", help="Convert the embedded default model now if needed.")

@@ -232,7 +232,9 @@ class DemonstrationRenderer:
         """Prefix (bos, demonstrations) and query ids for one response, dropping whole demonstrations to fit."""
         query_ids = list(query_ids)
         kept = self.fit_demonstrations(demonstration_ids, len(query_ids), max_length, name)
-        return EncodedQuery(self.build_prefix(demonstration_ids[:kept]), query_ids, kept, len(demonstration_ids) - kept)
+        return EncodedQuery(
+            self.build_prefix(demonstration_ids[:kept]), query_ids, kept, len(demonstration_ids) - kept
+        )
 
     def assemble_pair(
         self,

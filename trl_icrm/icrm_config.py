@@ -76,7 +76,10 @@ class ICRMConfig(RewardConfig):
     )
     overlong_query: str = field(
         default="error",
-        metadata={"help": "Pairs whose query alone exceeds max_length: 'error' or 'skip'.", "choices": ["error", "skip"]},
+        metadata={
+            "help": "Pairs whose query alone exceeds max_length: 'error' or 'skip'.",
+            "choices": ["error", "skip"],
+        },
     )
     prior_alpha: float = field(default=1.0, metadata={"help": "alpha0 of the Beta prior."})
     prior_beta: float = field(default=1.0, metadata={"help": "beta0 of the Beta prior."})

@@ -84,7 +84,10 @@ class DataCollatorForICRM(DataCollatorMixin):
                 index, self.rng(pool_name, index), self.min_demonstrations, self.max_demonstrations
             )
             pair = self.renderer.assemble_pair(
-                example["chosen_ids"], example["rejected_ids"], demonstrations, self.max_length,
+                example["chosen_ids"],
+                example["rejected_ids"],
+                demonstrations,
+                self.max_length,
                 name=f"{pool_name} example {index}",
             )
             pairs.append({"chosen_ids": pair.chosen_ids, "rejected_ids": pair.rejected_ids})
@@ -221,7 +224,8 @@ class ICRMRewardTrainer(RewardTrainer):
             if getattr(peft_config, "task_type", None) is not None:
                 logger.warning(
                     "An ICRM model is a sequence classifier: PEFT task_type %s is replaced by SEQ_CLS so that the two "
-                    "heads are trained and saved with the adapter.", peft_config.task_type,
+                    "heads are trained and saved with the adapter.",
+                    peft_config.task_type,
                 )
             peft_config.task_type = "SEQ_CLS"
 
@@ -277,7 +281,11 @@ class ICRMRewardTrainer(RewardTrainer):
 
         def encode(example: dict[str, Any], index: int) -> dict[str, Any]:
             prompt = example.get("prompt")
-            demonstration = {"prompt": "" if prompt is None else prompt, "chosen": example["chosen"], "rejected": example["rejected"]}
+            demonstration = {
+                "prompt": "" if prompt is None else prompt,
+                "chosen": example["chosen"],
+                "rejected": example["rejected"],
+            }
             return {
                 "chosen_ids": renderer.encode_query(prompt, example["chosen"]),
                 "rejected_ids": renderer.encode_query(prompt, example["rejected"]),
@@ -322,7 +330,8 @@ class ICRMRewardTrainer(RewardTrainer):
         if capped:
             logger.warning(
                 "Groups of the %s dataset smaller than max_demonstrations + 1 draw at most (size - 1): %s",
-                dataset_name, capped,
+                dataset_name,
+                capped,
             )
         members = defaultdict(list)
         for i, g in enumerate(groups):
@@ -350,8 +359,15 @@ class ICRMRewardTrainer(RewardTrainer):
         confidence_chosen, confidence_rejected = confidence_logits.chunk(2)
         settings = self._icrm_settings
         out = icrm_loss(
-            rewards_chosen, rewards_rejected, confidence_chosen, confidence_rejected, labels.to(rewards.dtype),
-            prior_alpha=settings.prior_alpha, prior_beta=settings.prior_beta, kl_coef=settings.kl_coef, eps=settings.eps,
+            rewards_chosen,
+            rewards_rejected,
+            confidence_chosen,
+            confidence_rejected,
+            labels.to(rewards.dtype),
+            prior_alpha=settings.prior_alpha,
+            prior_beta=settings.prior_beta,
+            kl_coef=settings.kl_coef,
+            eps=settings.eps,
         )
         loss = out.loss
         if self.args.center_rewards_coefficient is not None:
@@ -367,9 +383,15 @@ class ICRMRewardTrainer(RewardTrainer):
             gathered = {
                 name: self.accelerator.gather_for_metrics(value.detach().float())
                 for name, value in {
-                    "correct": correct, "mu": mu, "tau": out.tau.detach(), "kl": out.kl.detach(),
-                    "nll": out.nll.detach(), "label": labels.float(), "k": num_demonstrations.float(),
-                    "dropped": num_dropped.float(), "margin": (rewards_chosen - rewards_rejected).detach(),
+                    "correct": correct,
+                    "mu": mu,
+                    "tau": out.tau.detach(),
+                    "kl": out.kl.detach(),
+                    "nll": out.nll.detach(),
+                    "label": labels.float(),
+                    "k": num_demonstrations.float(),
+                    "dropped": num_dropped.float(),
+                    "margin": (rewards_chosen - rewards_rejected).detach(),
                 }.items()
             }
             metrics = self._metrics[mode]
@@ -436,4 +458,3 @@ class ICRMRewardTrainer(RewardTrainer):
     def demonstration_pools(self) -> dict[str, DemonstrationPool]:
         """The demonstration pools of the prepared datasets, by dataset name."""
         return dict(self._icrm_collator.pools)
-

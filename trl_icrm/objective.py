@@ -130,8 +130,12 @@ def icrm_loss(
         eps: Floor of the per-response evidence kappa = softplus(c) + eps.
         min_concentration, max_concentration: Clamp of the posterior's alpha and beta, for numerical safety.
     """
-    mu, tau = pair_posterior(rewards_a, rewards_b, confidence(confidence_logits_a, eps), confidence(confidence_logits_b, eps))
-    return icrm_loss_from_posterior(mu, tau, labels, prior_alpha, prior_beta, kl_coef, min_concentration, max_concentration)
+    mu, tau = pair_posterior(
+        rewards_a, rewards_b, confidence(confidence_logits_a, eps), confidence(confidence_logits_b, eps)
+    )
+    return icrm_loss_from_posterior(
+        mu, tau, labels, prior_alpha, prior_beta, kl_coef, min_concentration, max_concentration
+    )
 
 
 def response_posterior(

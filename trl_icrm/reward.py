@@ -36,8 +36,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from .default_model import resolve_model_name_or_path
-from .distributed import zero3_init_disabled
 from .demonstrations import DemonstrationRenderer, EncodedQuery, MalformedDemonstrationError, validate_demonstration
+from .distributed import zero3_init_disabled
 from .modeling import icrm_settings_of, load_icrm_model, prepare_tokenizer, split_heads
 from .objective import confidence, response_posterior
 
@@ -234,7 +234,9 @@ class ICRMReward(_RewardFunction):
         self.reward_kind = reward_kind
         self.penalty_coef = penalty_coef
         self.demonstrations_column = demonstrations_column
-        self.bank = {key: self._validated(pairs, f"bank entry {key!r}") for key, pairs in (demonstration_bank or {}).items()}
+        self.bank = {
+            key: self._validated(pairs, f"bank entry {key!r}") for key, pairs in (demonstration_bank or {}).items()
+        }
         self.bank_key_column = bank_key_column
         self.num_demonstrations = num_demonstrations
         self.fixed = self._validated(fixed_demonstrations, "fixed demonstrations") if fixed_demonstrations else None
@@ -248,7 +250,9 @@ class ICRMReward(_RewardFunction):
     @staticmethod
     def _validated(pairs, where: str) -> list[Mapping[str, Any]]:
         if isinstance(pairs, Mapping) or isinstance(pairs, str) or not isinstance(pairs, Sequence):
-            raise MalformedDemonstrationError(f"{where}: expected a list of demonstration pairs, got {type(pairs).__name__}.")
+            raise MalformedDemonstrationError(
+                f"{where}: expected a list of demonstration pairs, got {type(pairs).__name__}."
+            )
         for j, pair in enumerate(pairs):
             validate_demonstration(pair, f"{where}, demonstration {j}")
         return list(pairs)
@@ -260,7 +264,9 @@ class ICRMReward(_RewardFunction):
             return self.fixed
         if self.bank_key_column is not None:
             if self.bank_key_column not in columns:
-                raise ValueError(f"{self.__name__}: the dataset has no column {self.bank_key_column!r} to key the bank.")
+                raise ValueError(
+                    f"{self.__name__}: the dataset has no column {self.bank_key_column!r} to key the bank."
+                )
             key = columns[self.bank_key_column][index]
             pairs = self.bank.get(key)
             if pairs is None:
@@ -356,8 +362,9 @@ class SequenceClassifierReward(_RewardFunction):
         name: The name TRL logs the reward under (default `"bt_reward"`).
     """
 
-    def __init__(self, model, tokenizer=None, *, batch_size: int = 16, name: str = "bt_reward",
-                 trust_remote_code: bool = False):
+    def __init__(
+        self, model, tokenizer=None, *, batch_size: int = 16, name: str = "bt_reward", trust_remote_code: bool = False
+    ):
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             path = resolve_model_name_or_path(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

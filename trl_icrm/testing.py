@@ -81,7 +81,24 @@ def save_random_models(
     return folders
 
 
-_WORDS = "apple river stone cloud green quick seven table music paper light ocean north tiger lemon silver".split()
+_WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "green",
+    "quick",
+    "seven",
+    "table",
+    "music",
+    "paper",
+    "light",
+    "ocean",
+    "north",
+    "tiger",
+    "lemon",
+    "silver",
+]
 
 
 def conflicting_pairs(n_per_group: int, seed: int = 0):

@@ -239,7 +239,7 @@ class MathVerifyReward:
             )
         if len(solution) != len(completions):
             raise ValueError(f"Got {len(completions)} completions but {len(solution)} solutions.")
-        judged = [self._judge(completion, answer) for completion, answer in zip(completions, solution)]
+        judged = [self._judge(completion, answer) for completion, answer in zip(completions, solution, strict=True)]
         rewards = [reward for reward, _ in judged]
         if self.log_metrics:
             scored = [reward for reward in rewards if reward is not None]

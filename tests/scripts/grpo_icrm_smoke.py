@@ -26,9 +26,19 @@ args = parser.parse_args()
 demos = [{"prompt": f"q{i}?", "chosen": " yes", "rejected": " no"} for i in range(3)]
 dataset = Dataset.from_list([{"prompt": f"tiger lemon {i}?", "demonstrations": demos[: 1 + i % 3]} for i in range(16)])
 config = GRPOConfig(
-    output_dir=args.output_dir, max_steps=2, per_device_train_batch_size=4, num_generations=4,
-    max_completion_length=8, learning_rate=1e-4, logging_steps=1, report_to=[], save_strategy="no", bf16=False,
-    seed=0, ddp_backend=default_ddp_backend(), disable_tqdm=True,
+    output_dir=args.output_dir,
+    max_steps=2,
+    per_device_train_batch_size=4,
+    num_generations=4,
+    max_completion_length=8,
+    learning_rate=1e-4,
+    logging_steps=1,
+    report_to=[],
+    save_strategy="no",
+    bf16=False,
+    seed=0,
+    ddp_backend=default_ddp_backend(),
+    disable_tqdm=True,
 )
 check_world_size(config)
 reward = ICRMReward(args.reward_model)
