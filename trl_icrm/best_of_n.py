@@ -5,14 +5,9 @@ Best-of-n samples n responses from the reference policy and keeps the one the re
 reference policy is [`kl_bon`]`(n) = log n - (n - 1) / n`. Over-optimization shows when the proxy reward of the
 selected response keeps rising with n while a gold reward falls.
 
-This module holds
-
-- the pure math: [`kl_bon`], the exact order-statistics estimator of the expected best-of-n score for every n <= N
-  from one set of N samples ([`best_of_n_weights`], [`expected_best_of_n`], as in Gao et al. 2022, "Scaling Laws for
-  Reward Model Overoptimization"), bootstrap confidence intervals over prompts ([`bootstrap_ci`]), the uncertainty
-  penalties and ensemble aggregations that turn reward scores into a selection score ([`combine_rewards`]) and the
-  curves built from them ([`best_of_n_curve`]);
-- the sampler, [`BestOfNSampler`], that generates n candidates per prompt from a policy and keeps the best one.
+This module holds the sampler, [`BestOfNSampler`], that generates n candidates per prompt from a policy, scores them
+with reward functions and keeps the best one. The pure math (`kl_bon`, the exact order-statistics estimator, bootstrap
+intervals, uncertainty penalties, ensembles, curves) lives in `trl_icrm.overoptimization` and is re-exported here.
 
 Writing curves to JSON, CSV and PNG and the end-to-end over-optimization experiment live in
 `trl_icrm.best_of_n_experiment`.
@@ -48,7 +43,6 @@ import asyncio
 import copy
 import inspect
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -60,21 +54,28 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
 
 from .default_model import DEFAULT_MODEL, resolve_model_name_or_path
+from .overoptimization import (  # noqa: F401 - re-exported
+    ENSEMBLE_METHODS,
+    PENALTIES,
+    BestOfNCurve,
+    _as_scores,
+    _check_n,
+    _rank_weights,
+    aggregate_ensemble,
+    best_of_n_curve,
+    best_of_n_weights,
+    bootstrap_ci,
+    combine_rewards,
+    expected_best_of_n,
+    kl_bon,
+    penalized_reward,
+)
 
 
 logger = logging.getLogger(__name__)
 
 RewardFunc = Callable[..., Sequence[float | None]]
 """A reward function with TRL's interface: `f(prompts, completions, completion_ids=None, **kwargs)`."""
-
-PENALTIES = ("lcb", "var_penalty")
-"""Uncertainty penalties (ICRM.md, "Scoring one response").
-
-`lcb` is mean - k * sqrt(var), `var_penalty` is mean - k * var.
-"""
-
-ENSEMBLE_METHODS = ("mean", "worst_case", "mean_minus_std")
-"""How scores of several reward functions combine: their mean, their minimum, or mean - k * std (population std)."""
 
 
 @runtime_checkable
@@ -107,419 +108,6 @@ class SupportsUncertainty(Protocol):
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Pure math
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _check_n(n: float) -> None:
-    if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)):
-        raise ValueError(f"n must be a number >= 1, got {n!r}.")
-    if not n >= 1:  # also catches NaN
-        raise ValueError(f"n must be >= 1 (best-of-n keeps the best of n >= 1 samples), got {n}.")
-
-
-def kl_bon(n: float | Sequence[float] | np.ndarray) -> float | np.ndarray:
-    """KL divergence between the best-of-n policy and the reference policy: `log n - (n - 1) / n`.
-
-    It is 0 for n = 1 and increases with n (like log n - 1). The formula (Stiennon et al. 2020) is exact when two
-    samples are never equal; in general it is an upper bound of the true KL (Beirami et al. 2024).
-
-    Args:
-        n: Number of samples (>= 1); a scalar or an array of them.
-
-    Returns:
-        A float for a scalar `n`, else a float array of the same shape.
-
-    Example:
-
-    ```python
-    >>> from trl_icrm.best_of_n import kl_bon
-    >>> kl_bon(1), round(kl_bon(2), 4)
-    (0.0, 0.1931)
-    ```
-    """
-    if np.ndim(n) == 0:
-        _check_n(n)
-        n = float(n)
-        return math.log(n) - (n - 1.0) / n
-    values = np.asarray(n, dtype=float)
-    if values.size and not np.all(values >= 1):
-        raise ValueError(f"every n must be >= 1, got {values[~(values >= 1)].tolist()}.")
-    return np.log(values) - (values - 1.0) / values
-
-
-def _rank_weights(num_samples: int, n: int) -> np.ndarray:
-    """`C(i - 1, n - 1) / C(N, n)` for i = 1..N: probability that the i-th smallest of N is the max of an n-subset."""
-    total = math.comb(num_samples, n)
-    # Exact integers; Python's int / int is correctly rounded, so the weights are exact to float precision for any N.
-    return np.array([math.comb(i - 1, n - 1) / total for i in range(1, num_samples + 1)], dtype=float)
-
-
-def _as_scores(scores: Any, name: str = "scores") -> np.ndarray:
-    try:
-        array = np.asarray(scores, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be numbers (None/NaN allowed), got {scores!r}.") from error
-    if array.ndim == 0 or array.shape[-1] == 0:
-        raise ValueError(f"{name} must have at least one sample on its last axis, got shape {array.shape}.")
-    return array
-
-
-def best_of_n_weights(scores: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
-    """Probability that each of N samples is the one best-of-n keeps, for n drawn uniformly without replacement.
-
-    Sort the N samples by score; the i-th smallest is the maximum of a uniformly random n-subset with probability
-    `C(i - 1, n - 1) / C(N, n)` (Gao et al. 2022). The result is exact, not sampled.
-
-    Ties: when several samples share a score, best-of-n picks one of the tied maxima uniformly at random. Averaging the
-    rank weights within each group of tied samples gives exactly the probabilities under that rule (a uniformly random
-    order of the tied samples, then the rank rule). NaN scores (unscored samples) count as `-inf`: they tie with each
-    other and rank below every scored sample.
-
-    Args:
-        scores: Scores used for selection, shape `(..., N)`; leading axes (e.g. prompts) are independent.
-        n: Subset size, 1 <= n <= N.
-
-    Returns:
-        Weights of shape `(..., N)` in the order of `scores`, each row summing to 1.
-
-    Example:
-
-    ```python
-    >>> from trl_icrm.best_of_n import best_of_n_weights
-    >>> best_of_n_weights([0.3, 0.1, 0.2], 2).tolist()  # best of 2 from 3: the top sample in 2 of the 3 pairs
-    [0.6666666666666666, 0.0, 0.3333333333333333]
-    ```
-    """
-    scores = _as_scores(scores)
-    num_samples = scores.shape[-1]
-    _check_n(n)
-    if int(n) != n:
-        raise ValueError(f"n must be an integer, got {n}.")
-    n = int(n)
-    if n > num_samples:
-        raise ValueError(f"Best-of-{n} needs at least {n} samples per prompt, got N = {num_samples}.")
-    flat = np.where(np.isnan(scores), -np.inf, scores).reshape(-1, num_samples)
-    rows = flat.shape[0]
-    order = np.argsort(flat, axis=-1, kind="stable")
-    ranked = np.take_along_axis(flat, order, axis=-1)
-    rank_weights = np.broadcast_to(_rank_weights(num_samples, n), (rows, num_samples))
-    # Groups of equal sorted scores (-inf == -inf, so unscored samples form one group); average weights per group.
-    starts = np.ones_like(ranked, dtype=bool)
-    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
-    groups = np.cumsum(starts, axis=-1) - 1 + np.arange(rows)[:, None] * num_samples
-    sums = np.bincount(groups.ravel(), weights=rank_weights.ravel(), minlength=rows * num_samples)
-    counts = np.bincount(groups.ravel(), minlength=rows * num_samples)
-    averaged = (sums[groups] / counts[groups]).reshape(rows, num_samples)
-    weights = np.empty_like(averaged)
-    np.put_along_axis(weights, order, averaged, axis=-1)
-    return weights.reshape(scores.shape)
-
-
-def expected_best_of_n(
-    scores: Sequence[float] | np.ndarray,
-    values: Sequence[float] | np.ndarray | None = None,
-    ns: Sequence[int] | None = None,
-) -> np.ndarray:
-    """Expected value of the response best-of-n selects, for every n, from one set of N samples (exact estimator).
-
-    For each n, `sum_i best_of_n_weights(scores, n)[i] * values[i]`: the average over all C(N, n) subsets of the value
-    of each subset's best-scored sample. It is the unbiased estimate of the best-of-n expectation from N i.i.d.
-    samples (Gao et al. 2022), computed exactly rather than by random sub-sampling. See [`best_of_n_weights`] for ties.
-
-    Args:
-        scores: Selection scores, shape `(..., N)` (e.g. `(num_prompts, N)`); NaN ranks lowest.
-        values: What to average for the selected sample (e.g. the gold reward), same shape; defaults to `scores`.
-            A NaN value with a non-zero weight makes the result NaN (drop such prompts first, as [`best_of_n_curve`]
-            does).
-        ns: Subset sizes; defaults to every n in 1..N.
-
-    Returns:
-        Array of shape `(len(ns), ...)`.
-
-    Example:
-
-    ```python
-    >>> from trl_icrm.best_of_n import expected_best_of_n
-    >>> expected_best_of_n([1.0, 3.0, 2.0], ns=[1, 2, 3]).tolist()  # mean, expected max of a pair, max
-    [2.0, 2.6666666666666665, 3.0]
-    ```
-    """
-    scores = _as_scores(scores)
-    values = scores if values is None else _as_scores(values, "values")
-    if values.shape != scores.shape:
-        raise ValueError(f"values must have the shape of scores {scores.shape}, got {values.shape}.")
-    ns = list(range(1, scores.shape[-1] + 1)) if ns is None else list(ns)
-    if not ns:
-        raise ValueError("ns must name at least one n.")
-    out = []
-    for n in ns:
-        weights = best_of_n_weights(scores, n)
-        # Zero-weight samples contribute nothing, even when their value is NaN or infinite.
-        with np.errstate(invalid="ignore"):
-            out.append(np.where(weights > 0, weights * values, 0.0).sum(axis=-1))
-    return np.stack(out)
-
-
-def bootstrap_ci(
-    samples: Sequence[float] | np.ndarray,
-    num_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int | None = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap confidence interval of the mean over the first axis (e.g. prompts).
-
-    Args:
-        samples: Shape `(num_items, ...)`; the mean is over axis 0, computed independently for the trailing axes.
-        num_resamples: Bootstrap resamples of the items (with replacement).
-        confidence: Two-sided confidence level in (0, 1).
-        seed: Seed of the resampling (`None`: not seeded).
-
-    Returns:
-        `(low, high)`, each of shape `samples.shape[1:]`.
-
-    Example:
-
-    ```python
-    >>> from trl_icrm.best_of_n import bootstrap_ci
-    >>> low, high = bootstrap_ci([0.0, 1.0, 1.0, 0.0, 1.0])
-    >>> bool(low < 0.6 < high)
-    True
-    ```
-    """
-    samples = np.asarray(samples, dtype=float)
-    if samples.ndim == 0 or samples.shape[0] == 0:
-        raise ValueError("bootstrap_ci needs at least one item.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
-    if num_resamples < 1:
-        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}.")
-    rng = np.random.default_rng(seed)
-    indices = rng.integers(0, samples.shape[0], size=(num_resamples, samples.shape[0]))
-    means = samples[indices].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
-    return low, high
-
-
-def penalized_reward(
-    mean: Sequence[float] | np.ndarray, variance: Sequence[float] | np.ndarray, penalty: str | None, coef: float = 1.0
-) -> np.ndarray:
-    """Uncertainty-penalized reward: `lcb` = mean - coef * sqrt(var), `var_penalty` = mean - coef * var.
-
-    `penalty=None` returns the mean. These are the std and variance penalties of the Laplace-LoRA reward model slides
-    (seed 003), with ICRM's Beta posterior in place of the Laplace approximation.
-
-    Example:
-
-    ```python
-    >>> from trl_icrm.best_of_n import penalized_reward
-    >>> penalized_reward([0.8], [0.04], "lcb", 1.0).tolist()
-    [0.6000000000000001]
-    >>> penalized_reward([0.8], [0.04], "var_penalty", 5.0).tolist()
-    [0.6000000000000001]
-    ```
-    """
-    mean = np.asarray(mean, dtype=float)
-    if penalty is None:
-        return mean
-    variance = np.asarray(variance, dtype=float)
-    if np.any(variance < 0):
-        raise ValueError("variances must be >= 0.")
-    if penalty == "lcb":
-        return mean - coef * np.sqrt(variance)
-    if penalty == "var_penalty":
-        return mean - coef * variance
-    raise ValueError(f"Unknown penalty {penalty!r}; expected None or one of {PENALTIES}.")
-
-
-def aggregate_ensemble(
-    scores: Sequence[Sequence[float]] | np.ndarray, method: str = "mean", coef: float = 1.0
-) -> np.ndarray:
-    """Combine the scores of an ensemble of reward functions, shape `(num_members, ...)`, over the first axis.
-
-    `mean`: their mean; `worst_case`: their minimum; `mean_minus_std`: mean - coef * std (population std, so one
-    member has std 0). NaN scores (members that did not score a completion) are left out; a completion no member
-    scored gets NaN.
-
-    Example:
-
-    ```python
-    >>> from trl_icrm.best_of_n import aggregate_ensemble
-    >>> aggregate_ensemble([[1.0, 2.0], [3.0, 2.0]], "mean_minus_std", 1.0).tolist()
-    [1.0, 2.0]
-    ```
-    """
-    scores = np.asarray(scores, dtype=float)
-    if scores.ndim == 0 or scores.shape[0] == 0:
-        raise ValueError("aggregate_ensemble needs at least one member.")
-    present = ~np.isnan(scores)
-    count = present.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(present, scores, 0.0).sum(axis=0) / count
-        if method == "mean":
-            result = mean
-        elif method == "worst_case":
-            result = np.where(present, scores, np.inf).min(axis=0)
-        elif method == "mean_minus_std":
-            deviation = np.where(present, scores - mean, 0.0)
-            result = mean - coef * np.sqrt((deviation**2).sum(axis=0) / count)
-        else:
-            raise ValueError(f"Unknown ensemble method {method!r}; expected one of {ENSEMBLE_METHODS}.")
-    return np.where(count > 0, result, np.nan)
-
-
-def combine_rewards(
-    means: Sequence[Sequence[float]] | np.ndarray,
-    variances: Sequence[Sequence[float]] | np.ndarray | None = None,
-    penalty: str | None = None,
-    penalty_coef: float = 1.0,
-    ensemble: str = "mean",
-    ensemble_coef: float = 1.0,
-) -> np.ndarray:
-    """Selection score of each candidate from the scores of one or more reward functions.
-
-    Each member's score is penalized by its own uncertainty first ([`penalized_reward`]), then the members are
-    aggregated ([`aggregate_ensemble`]). With `ensemble="mean"` this equals penalizing the average reward by the
-    average variance (or std), the "LA Ens" recipe of the seed slides.
-
-    Args:
-        means: Shape `(num_members, ...)`.
-        variances: Same shape; required when `penalty` is set.
-        penalty: `None`, `"lcb"` or `"var_penalty"`.
-        penalty_coef: k of the penalty.
-        ensemble: `"mean"`, `"worst_case"` or `"mean_minus_std"`.
-        ensemble_coef: k of `mean_minus_std`.
-
-    Returns:
-        Array of shape `means.shape[1:]`; NaN where no member scored the candidate.
-
-    Example:
-
-    ```python
-    >>> from trl_icrm.best_of_n import combine_rewards
-    >>> combine_rewards([[0.9, 0.7]], [[0.09, 0.01]], penalty="lcb").tolist()  # the confident candidate wins
-    [0.6000000000000001, 0.6]
-    ```
-    """
-    means = np.asarray(means, dtype=float)
-    if penalty is not None:
-        if variances is None:
-            raise ValueError(f"penalty={penalty!r} needs the variances of the scores.")
-        variances = np.asarray(variances, dtype=float)
-        if variances.shape != means.shape:
-            raise ValueError(f"variances must have the shape of means {means.shape}, got {variances.shape}.")
-    return aggregate_ensemble(penalized_reward(means, variances, penalty, penalty_coef), ensemble, ensemble_coef)
-
-
-@dataclass
-class BestOfNCurve:
-    """Expected scores of the best-of-n response for n = 1..N, with bootstrap confidence intervals over prompts.
-
-    Attributes:
-        name: Label of the curve (e.g. the reward model and penalty that select).
-        ns: The n values.
-        kl_bon: `kl_bon(n)` for each n.
-        metrics: `{metric: {"mean": [...], "ci_low": [...], "ci_high": [...]}}`, one value per n (e.g. `proxy`,
-            `gold`).
-        num_prompts: Prompts the curve averages over.
-        num_prompts_skipped: Prompts left out because a metric was missing (NaN) for one of their samples.
-        num_samples: N, the samples per prompt.
-        confidence: Level of the confidence intervals.
-    """
-
-    name: str
-    ns: list[int]
-    kl_bon: list[float]
-    metrics: dict[str, dict[str, list[float]]]
-    num_prompts: int
-    num_prompts_skipped: int
-    num_samples: int
-    confidence: float = 0.95
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BestOfNCurve:
-        return cls(**data)
-
-
-def best_of_n_curve(
-    selection_scores: Sequence[Sequence[float]] | np.ndarray,
-    metrics: Mapping[str, Sequence[Sequence[float]] | np.ndarray],
-    ns: Sequence[int] | None = None,
-    name: str = "best_of_n",
-    num_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    seed: int | None = 0,
-) -> BestOfNCurve:
-    """Over-optimization curve from one sample set: expected metrics of the best-of-n response for each n.
-
-    Args:
-        selection_scores: Scores that rank the samples, shape `(num_prompts, N)`; NaN ranks lowest.
-        metrics: Values to report for the selected sample, each of shape `(num_prompts, N)`, e.g.
-            `{"proxy": proxy_scores, "gold": gold_scores}`. A prompt with a NaN in any metric is skipped (counted in
-            `num_prompts_skipped`), so every point of the curve averages over the same prompts.
-        ns: The n values (default: 1..N). Each must satisfy 1 <= n <= N.
-        name: Label of the curve.
-        num_bootstrap: Bootstrap resamples of the prompts for the confidence intervals.
-        confidence: Level of the confidence intervals.
-        seed: Seed of the bootstrap.
-
-    Example:
-
-    ```python
-    >>> import numpy as np
-    >>> from trl_icrm.best_of_n import best_of_n_curve
-    >>> proxy = np.random.default_rng(0).normal(size=(16, 8))
-    >>> curve = best_of_n_curve(proxy, {"proxy": proxy, "gold": -proxy**2})
-    >>> len(curve.ns), curve.kl_bon[0], curve.metrics["proxy"]["mean"][-1] > curve.metrics["proxy"]["mean"][0]
-    (8, 0.0, True)
-    ```
-    """
-    scores = _as_scores(selection_scores, "selection_scores")
-    if scores.ndim != 2:
-        raise ValueError(f"selection_scores must have shape (num_prompts, N), got {scores.shape}.")
-    if not metrics:
-        raise ValueError("metrics must name at least one metric, e.g. {'proxy': ..., 'gold': ...}.")
-    arrays = {key: _as_scores(value, f"metrics[{key!r}]") for key, value in metrics.items()}
-    for key, value in arrays.items():
-        if value.shape != scores.shape:
-            raise ValueError(
-                f"metrics[{key!r}] must have the shape of selection_scores {scores.shape}, got {value.shape}."
-            )
-    num_samples = scores.shape[1]
-    ns = list(range(1, num_samples + 1)) if ns is None else [int(n) for n in ns]
-    for n in ns:
-        _check_n(n)
-    if max(ns, default=0) > num_samples:
-        raise ValueError(f"Best-of-{max(ns)} needs N >= {max(ns)} samples per prompt, got N = {num_samples}.")
-    keep = np.all([~np.isnan(value).any(axis=1) for value in arrays.values()], axis=0)
-    if not keep.any():
-        raise ValueError("Every prompt has a missing (None/NaN) metric value; nothing to average.")
-    results = {}
-    for key, value in arrays.items():
-        per_prompt = expected_best_of_n(scores[keep], value[keep], ns).T  # (num_prompts, len(ns))
-        low, high = bootstrap_ci(per_prompt, num_bootstrap, confidence, seed)
-        results[key] = {
-            "mean": per_prompt.mean(axis=0).tolist(),
-            "ci_low": np.asarray(low).tolist(),
-            "ci_high": np.asarray(high).tolist(),
-        }
-    return BestOfNCurve(
-        name=name,
-        ns=ns,
-        kl_bon=[float(kl_bon(n)) for n in ns],
-        metrics=results,
-        num_prompts=int(keep.sum()),
-        num_prompts_skipped=int((~keep).sum()),
-        num_samples=num_samples,
-        confidence=confidence,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Scoring with reward functions
 # ---------------------------------------------------------------------------------------------------------------------
 
 

@@ -34,12 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from trl.trainer.utils import pad
 
 from .default_model import resolve_model_name_or_path
 from .demonstrations import DemonstrationRenderer, EncodedQuery, MalformedDemonstrationError, validate_demonstration
 from .distributed import zero3_init_disabled
 from .modeling import icrm_settings_of, load_icrm_model, prepare_tokenizer, split_heads
 from .objective import confidence, response_posterior
+from .overoptimization import penalized_reward
 
 
 logger = logging.getLogger(__name__)
@@ -58,12 +60,8 @@ def _model_device(model) -> torch.device:
 
 def _pad(rows: Sequence[Sequence[int]], pad_token_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ids and attention mask, as TRL's reward collator pads."""
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
+    ids = pad([torch.tensor(row, dtype=torch.long) for row in rows], padding_value=pad_token_id, padding_side="right")
+    mask = pad([torch.ones(len(row), dtype=torch.long) for row in rows], padding_value=0, padding_side="right")
     return ids.to(device), mask.to(device)
 
 
@@ -327,13 +325,10 @@ class ICRMReward(_RewardFunction):
         rewards, confidence_logits, encoded = self.posterior(prompts, completions, **_columns_only(kwargs))
         mean, var = response_posterior(rewards, confidence_logits, self.settings.eps)
         if self.reward_kind == "logit":
-            values = rewards
-        elif self.reward_kind == "mean":
-            values = mean
-        elif self.reward_kind == "lcb":
-            values = mean - self.penalty_coef * var.sqrt()
-        else:
-            values = mean - self.penalty_coef * var
+            values = rewards.tolist()
+        else:  # "mean", or mean with an uncertainty penalty
+            penalty = None if self.reward_kind == "mean" else self.reward_kind
+            values = penalized_reward(mean.tolist(), var.tolist(), penalty, self.penalty_coef).tolist()
         self._log(log_metric, "confidence", float(confidence(confidence_logits, self.settings.eps).mean()))
         self._log(log_metric, "num_demonstrations", float(np.mean([e.num_demonstrations for e in encoded] or [0])))
         self._log(log_metric, "dropped_demonstrations", float(sum(e.num_dropped for e in encoded)))
