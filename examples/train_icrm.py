@@ -61,6 +61,7 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
                 key: getattr(training_args, key)
                 for key in (
                     "num_train_epochs",
+                    "max_steps",
                     "per_device_train_batch_size",
                     "learning_rate",
                     "max_length",
