@@ -74,3 +74,15 @@ def icrm_trained(steer_backbones, tmp_path_factory):
     trainer.save_model(str(output_dir / "model"))
     trainer.saved_model_dir = str(output_dir / "model")
     return trainer
+
+
+@pytest.fixture(scope="session")
+def random_icrm_dir(tiny_causal_lm, tmp_path_factory) -> str:
+    """A tiny ICRM model with untrained (random) heads and saved ICRM settings, as a folder."""
+    from trl_icrm.modeling import load_icrm_model
+
+    model, tokenizer = load_icrm_model(tiny_causal_lm)
+    folder = tmp_path_factory.mktemp("random-icrm")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

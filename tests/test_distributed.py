@@ -12,19 +12,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from trl_icrm.modeling import load_icrm_model
-
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def random_icrm_dir(tiny_causal_lm, tmp_path_factory) -> str:
-    model, tokenizer = load_icrm_model(tiny_causal_lm)
-    folder = tmp_path_factory.mktemp("random-icrm")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])

@@ -18,16 +18,6 @@ DEMOS_A = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in _DEM
 DEMOS_B = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in _DEMO_ROWS if row["group"] == "B"]
 
 
-@pytest.fixture(scope="module")
-def random_icrm_dir(tiny_causal_lm, tmp_path_factory) -> str:
-    """A tiny ICRM model (random heads) saved as a folder."""
-    model, tokenizer = load_icrm_model(tiny_causal_lm)
-    folder = tmp_path_factory.mktemp("random-icrm")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 def test_steering_reaches_the_reward(icrm_trained):
     reward = ICRMReward(icrm_trained.saved_model_dir)
     prompts, completions = ["tiger lemon north?"] * 2, [" yes", " no"]  # a prompt no demonstration has
