@@ -30,7 +30,7 @@ from trl_icrm.best_of_n import BestOfNSampler
 from trl_icrm.math_problems import load_gsm8k_like
 from trl_icrm.math_recipe import (
     DEFAULT_PREFERENCES_DIR,
-    GROUP_BY_CHOICES,
+    MathProblemArguments,
     add_group_column,
     build_preference_pairs,
     load_math_problems,
@@ -40,27 +40,13 @@ from trl_icrm.verifier import MathVerifyReward
 
 
 @dataclass
-class ScriptArguments:
+class ScriptArguments(MathProblemArguments):
     """Arguments of `recipes/build_math_preferences.py`."""
 
     policy_name_or_path: str = field(default=DEFAULT_MODEL, metadata={"help": "Policy that samples the solutions."})
     output_dir: str = field(default=DEFAULT_PREFERENCES_DIR, metadata={"help": "Folder of the saved pairs."})
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Hub id / local path of a dataset with GSM8K's schema (default: built-in)."}
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Config name of `dataset_name`."})
     dataset_split: str = field(default="train", metadata={"help": "Split of `dataset_name` to use."})
     num_problems: int = field(default=64, metadata={"help": "Training problems to sample solutions for."})
-    difficulties: list[int] = field(
-        default_factory=lambda: [1], metadata={"help": "Difficulties (arithmetic steps) of built-in problems."}
-    )
-    plain_fraction: float = field(
-        default=0.5, metadata={"help": "Share of built-in problems asked as plain arithmetic ('What is 23 + 19?')."}
-    )
-    group_by: str = field(
-        default="family",
-        metadata={"help": "Group of a pair (ICRM demonstrations).", "choices": list(GROUP_BY_CHOICES)},
-    )
     num_samples: int = field(default=8, metadata={"help": "Solutions sampled per problem."})
     max_new_tokens: int = field(default=128, metadata={"help": "Most tokens per sampled solution."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})

@@ -38,8 +38,8 @@ from trl_icrm.distributed import default_ddp_backend, destroy_process_group
 from trl_icrm.icrm_config import bf16_available
 from trl_icrm.math_recipe import (
     DEFAULT_PREFERENCES_DIR,
-    GROUP_BY_CHOICES,
     HeldOutAccuracyCallback,
+    MathProblemArguments,
     add_demonstrations,
     how_to_make_reward_model,
     load_math_problems,
@@ -51,7 +51,7 @@ from trl_icrm.verifier import MathVerifyReward
 
 
 @dataclass
-class ScriptArguments:
+class ScriptArguments(MathProblemArguments):
     """Arguments of `recipes/grpo_math.py` (besides `GRPOConfig` and `ModelConfig`)."""
 
     reward: str = field(
@@ -71,24 +71,10 @@ class ScriptArguments:
     log_verifier: bool = field(
         default=True, metadata={"help": "With a reward model, also log math-verify accuracy (reward weight 0)."}
     )
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Hub id / local path of a dataset with GSM8K's schema (default: built-in)."}
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Config name of `dataset_name`."})
     dataset_train_split: str = field(default="train", metadata={"help": "Training split of `dataset_name`."})
     dataset_test_split: str = field(default="test", metadata={"help": "Held-out split of `dataset_name`."})
     num_train_problems: int = field(default=64, metadata={"help": "Training problems (prompts)."})
     num_test_problems: int = field(default=32, metadata={"help": "Held-out problems for accuracy."})
-    difficulties: list[int] = field(
-        default_factory=lambda: [1], metadata={"help": "Difficulties (arithmetic steps) of built-in problems."}
-    )
-    plain_fraction: float = field(
-        default=0.5, metadata={"help": "Share of built-in problems asked as plain arithmetic ('What is 23 + 19?')."}
-    )
-    group_by: str = field(
-        default="family",
-        metadata={"help": "Group of a problem (ICRM demonstrations).", "choices": list(GROUP_BY_CHOICES)},
-    )
     eval_every: int = field(default=0, metadata={"help": "Steps between held-out evaluations (0: before/after only)."})
     eval_max_new_tokens: int | None = field(
         default=None, metadata={"help": "Tokens per greedy held-out answer (default: max_completion_length)."}

@@ -37,7 +37,7 @@ import os
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,32 @@ GROUP_BY_CHOICES = ("family", "difficulty", "family_difficulty", "none")
 """How problems are grouped for ICRM demonstrations (the `group` column)."""
 
 DEFAULT_PREFERENCES_DIR = "outputs/math-preferences"
+
+
+@dataclass
+class MathProblemArguments:
+    """Which math problems a recipe uses: the built-in generator's settings or a dataset with GSM8K's schema. Shared
+    by `recipes/build_math_preferences.py` and `recipes/grpo_math.py`."""
+
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub id / local path of a dataset with GSM8K's schema (default: built-in)."}
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Config name of `dataset_name`."})
+    difficulties: list[int] = field(
+        default_factory=lambda: [1], metadata={"help": "Difficulties (arithmetic steps) of built-in problems."}
+    )
+    plain_fraction: float = field(
+        default=0.5, metadata={"help": "Share of built-in problems asked as plain arithmetic ('What is 23 + 19?')."}
+    )
+    group_by: str = field(
+        default="family",
+        metadata={
+            "help": "Group of a problem (its ICRM demonstrations come from the same group).",
+            "choices": list(GROUP_BY_CHOICES),
+        },
+    )
+
+
 DEFAULT_REWARD_MODEL_DIRS = {"icrm": "outputs/math-icrm", "bt": "outputs/math-bt"}
 PLAIN_FAMILY = "plain"
 """Family name of plain arithmetic problems ("What is 23 + 19?")."""
