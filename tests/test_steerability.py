@@ -104,6 +104,7 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
 
     out = tmp_path / "steer"
     argv = ["steer-eval", "--base_model", tiny_causal_lm, "--max_steps", "1", "--batch_size", "2"]
+    argv += ["--min_demonstrations", "1", "--max_demonstrations", "2"]
     argv += ["--max_eval_pairs", "2", "--ks", "0", "1", "--num_draws", "2", "--mix_k", "1", "--mix_draws", "1"]
     argv += ["--ratios", "0", "1", "--output_dir", str(out)]
     assert main(argv) == 0
@@ -112,6 +113,9 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
     assert set(results["sets"]["unseen"]["summary"]) == {"bullets", "prose"}
     assert set(results["sets"]["unseen"]["bt"]) == {"bullets", "prose"}
     assert len(results["conflict"]["points"]) == 2
+    run = json.loads((out / "run.json").read_text())
+    icrm_logs = [row for row in run["training"]["icrm"]["log_history"] if "num_demonstrations" in row]
+    assert icrm_logs and all(1 <= row["num_demonstrations"] <= 2 for row in icrm_logs)
     for name in ("accuracy_vs_k_unseen.png", "reliability_seen.png", "conflict_front.png", "accuracy_vs_k.csv"):
         assert (out / name).stat().st_size > 0
     rerun = ["steer-eval", "--icrm_model", str(out / "icrm"), "--bt_model", str(out / "bt"), "--ks", "0"]

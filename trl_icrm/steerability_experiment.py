@@ -73,7 +73,8 @@ def add_steer_eval_arguments(parser: argparse.ArgumentParser) -> argparse.Argume
     train.add_argument("--max_steps", type=int, default=60)
     train.add_argument("--batch_size", type=int, default=4)
     train.add_argument("--learning_rate", type=float, default=1e-3)
-    train.add_argument("--max_demonstrations", type=int, default=4, help="K ~ U{0..this} while training ICRM.")
+    train.add_argument("--min_demonstrations", type=int, default=0, help="K ~ U{this..max} while training ICRM.")
+    train.add_argument("--max_demonstrations", type=int, default=4, help="K ~ U{min..this} while training ICRM.")
     train.add_argument("--max_length", type=int, default=1536)
     train.add_argument("--lora_r", type=int, default=16)
     evaluation = parser.add_argument_group("evaluation")
@@ -143,12 +144,14 @@ def train_steerable_models(
     max_demonstrations: int = 4,
     max_length: int = 1536,
     lora_r: int = 16,
+    min_demonstrations: int = 0,
     train_bt: bool = True,
     seed: int = 0,
     train_icrm: bool = True,
 ) -> dict[str, Any]:
     """Train an ICRM model (`<output_dir>/icrm`, with `train_icrm`) and a BT model (`<output_dir>/bt`, merged, with
-    `train_bt`) with LoRA on the same pairs, the same steps, batch and learning rate. Returns paths and times."""
+    `train_bt`) with LoRA on the same pairs, the same steps, batch and learning rate. Returns paths, times and the
+    training logs."""
     from peft import LoraConfig
     from trl import RewardTrainer
 
@@ -163,6 +166,7 @@ def train_steerable_models(
         "lr_scheduler_type": "constant",
         "gradient_checkpointing": False,
         "logging_steps": 10,
+        "logging_first_step": True,
         "save_strategy": "no",
         "report_to": [],
         "seed": seed,
@@ -172,12 +176,21 @@ def train_steerable_models(
     out: dict[str, Any] = {}
     if train_icrm:
         icrm_dir = os.path.join(output_dir, "icrm")
-        args = ICRMConfig(output_dir=icrm_dir, max_demonstrations=max_demonstrations, **common)
+        args = ICRMConfig(
+            output_dir=icrm_dir,
+            min_demonstrations=min_demonstrations,
+            max_demonstrations=max_demonstrations,
+            **common,
+        )
         start = time.perf_counter()
         trainer = ICRMRewardTrainer(base_model, args=args, train_dataset=train_dataset, peft_config=LoraConfig(**lora))
         trainer.train()
         trainer.save_model(icrm_dir)
-        out["icrm"] = {"path": icrm_dir, "seconds": round(time.perf_counter() - start, 1)}
+        out["icrm"] = {
+            "path": icrm_dir,
+            "seconds": round(time.perf_counter() - start, 1),
+            "log_history": trainer.state.log_history,
+        }
     if train_bt:
         bt_dir = os.path.join(output_dir, "bt")
         bt_args = reward_config_from(ICRMConfig(output_dir=bt_dir, **common))
@@ -191,7 +204,11 @@ def train_steerable_models(
         bt.train()
         bt.model.merge_and_unload().save_pretrained(bt_dir)
         bt.processing_class.save_pretrained(bt_dir)
-        out["bt"] = {"path": bt_dir, "seconds": round(time.perf_counter() - start, 1)}
+        out["bt"] = {
+            "path": bt_dir,
+            "seconds": round(time.perf_counter() - start, 1),
+            "log_history": bt.state.log_history,
+        }
     return out
 
 
@@ -237,6 +254,7 @@ def steer_eval_main(args: argparse.Namespace) -> int:
             args.max_demonstrations,
             args.max_length,
             args.lora_r,
+            min_demonstrations=args.min_demonstrations,
             train_bt=need_bt,
             seed=args.seed,
             train_icrm=need_icrm,
