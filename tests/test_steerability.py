@@ -132,3 +132,17 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
         str(out / "re"),
     ]
     assert main(rerun) == 0
+
+
+def test_train_steerable_models_full_fine_tuning(tiny_causal_lm, tmp_path):
+    from trl_icrm.modeling import is_peft_folder
+    from trl_icrm.steerability_experiment import train_steerable_models
+
+    train = conflicting_pairs(4, seed=0)
+    out = train_steerable_models(train, str(tmp_path), tiny_causal_lm, max_steps=1, batch_size=2, lora_r=0)
+    for name in ("icrm", "bt"):
+        folder = tmp_path / name
+        assert (folder / "model.safetensors").is_file() and not is_peft_folder(folder)
+        assert out[name]["log_history"]
+    reward = ICRMReward(str(tmp_path / "icrm"), allow_zero_shot=True)
+    assert len(reward(prompts=["Hi"], completions=["Hello"])) == 1

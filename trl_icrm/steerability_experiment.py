@@ -76,7 +76,7 @@ def add_steer_eval_arguments(parser: argparse.ArgumentParser) -> argparse.Argume
     train.add_argument("--min_demonstrations", type=int, default=0, help="K ~ U{this..max} while training ICRM.")
     train.add_argument("--max_demonstrations", type=int, default=4, help="K ~ U{min..this} while training ICRM.")
     train.add_argument("--max_length", type=int, default=1536)
-    train.add_argument("--lora_r", type=int, default=16)
+    train.add_argument("--lora_r", type=int, default=16, help="LoRA rank; 0 fine-tunes all weights.")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--ks", type=int, nargs="+", default=[0, 1, 2, 4, 8])
     evaluation.add_argument("--num_draws", type=int, default=2, help="Draws of demonstrations per K > 0.")
@@ -150,8 +150,8 @@ def train_steerable_models(
     train_icrm: bool = True,
 ) -> dict[str, Any]:
     """Train an ICRM model (`<output_dir>/icrm`, with `train_icrm`) and a BT model (`<output_dir>/bt`, merged, with
-    `train_bt`) with LoRA on the same pairs, the same steps, batch and learning rate. Returns paths, times and the
-    training logs."""
+    `train_bt`) on the same pairs, with the same steps, batch, learning rate and LoRA rank (`lora_r=0`: all weights).
+    Returns paths, times and the training logs."""
     from peft import LoraConfig
     from trl import RewardTrainer
 
@@ -172,7 +172,12 @@ def train_steerable_models(
         "seed": seed,
         "max_length": max_length,
     }
-    lora = {"r": lora_r, "lora_alpha": 2 * lora_r, "target_modules": LORA_TARGETS, "task_type": "SEQ_CLS"}
+
+    def peft_config():
+        if lora_r == 0:
+            return None
+        return LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules=LORA_TARGETS, task_type="SEQ_CLS")
+
     out: dict[str, Any] = {}
     if train_icrm:
         icrm_dir = os.path.join(output_dir, "icrm")
@@ -183,7 +188,7 @@ def train_steerable_models(
             **common,
         )
         start = time.perf_counter()
-        trainer = ICRMRewardTrainer(base_model, args=args, train_dataset=train_dataset, peft_config=LoraConfig(**lora))
+        trainer = ICRMRewardTrainer(base_model, args=args, train_dataset=train_dataset, peft_config=peft_config())
         trainer.train()
         trainer.save_model(icrm_dir)
         out["icrm"] = {
@@ -199,10 +204,10 @@ def train_steerable_models(
             resolve_model_name_or_path(base_model),
             args=bt_args,
             train_dataset=train_dataset.select_columns(["prompt", "chosen", "rejected"]),
-            peft_config=LoraConfig(**lora),
+            peft_config=peft_config(),
         )
         bt.train()
-        bt.model.merge_and_unload().save_pretrained(bt_dir)
+        (bt.model.merge_and_unload() if lora_r else bt.model).save_pretrained(bt_dir)
         bt.processing_class.save_pretrained(bt_dir)
         out["bt"] = {
             "path": bt_dir,
