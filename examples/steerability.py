@@ -1,8 +1,8 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 """Steerability of ICRM vs a BT reward model on the steerable data set made with the embedded model.
 
-Trains an ICRM model and a BT model with LoRA on the *seen* objectives (length, tone, compliance and cross-style
-preferences), then measures, on held-out prompts:
+Trains an ICRM model and a BT model with LoRA on the *seen* objectives (length, tone and compliance; with
+`--cross_style_pairs`, cross-style preferences too), then measures, on held-out prompts:
 
 - accuracy vs K in {0, 1, 2, 4, 8} demonstrations on the *unseen* objectives (bullets vs prose) and the seen ones,
   with 95% confidence intervals over draws of demonstrations, next to the BT model;

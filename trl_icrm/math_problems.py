@@ -420,9 +420,6 @@ def extract_gsm8k_answer(answer: str) -> str:
     return tail.strip().replace(",", "").replace("$", "").strip()
 
 
-_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
-
-
 def load_gsm8k_like(
     path_or_name: str | Path,
     split: str = "test",
@@ -461,18 +458,15 @@ def load_gsm8k_like(
     '18'
     ```
     """
-    from datasets import load_dataset
+    from .data_loading import load_split
 
-    path = Path(path_or_name).expanduser()
-    if path.is_file():
-        builder = _FILE_BUILDERS.get("".join(path.suffixes[-1:]).lower())
-        if builder is None:
-            raise ValueError(f"Unsupported file type {path.suffix!r}; use one of {sorted(_FILE_BUILDERS)}.")
-        dataset = load_dataset(builder, data_files={split: str(path)}, split=split, **load_dataset_kwargs)
-    else:
-        if name is None and str(path_or_name).split("/")[-1].lower() == "gsm8k" and not path.is_dir():
-            name = "main"
-        dataset = load_dataset(str(path_or_name), name=name, split=split, **load_dataset_kwargs)
+    if (
+        name is None
+        and str(path_or_name).split("/")[-1].lower() == "gsm8k"
+        and not Path(path_or_name).expanduser().exists()
+    ):
+        name = "main"
+    dataset = load_split(path_or_name, split, name, **load_dataset_kwargs)
     missing = {"question", "answer"} - set(dataset.column_names)
     if missing:
         raise ValueError(f"{path_or_name} lacks the GSM8K column(s) {sorted(missing)}; it has {dataset.column_names}.")

@@ -33,15 +33,13 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset
 
-
-_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+from .data_loading import load_split
 
 
 class MalformedBenchmarkRowError(ValueError):
@@ -127,19 +125,6 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 }
 
 
-def load_raw(path_or_name: str, split: str = "train", config: str | None = None) -> Dataset:
-    """A data file, a saved `datasets` folder or a hub dataset, as one split."""
-    if os.path.isdir(path_or_name):
-        loaded = load_from_disk(path_or_name)
-        return loaded[split] if isinstance(loaded, DatasetDict) else loaded
-    extension = os.path.splitext(path_or_name)[1].lower()
-    if os.path.isfile(path_or_name):
-        if extension not in _FILE_BUILDERS:
-            raise ValueError(f"Unsupported data file {path_or_name!r}; use one of {sorted(_FILE_BUILDERS)}.")
-        return load_dataset(_FILE_BUILDERS[extension], data_files=path_or_name, split="train")
-    return load_dataset(path_or_name, config, split=split)
-
-
 def load_preference_benchmark(
     name: str,
     path_or_name: str | None = None,
@@ -155,7 +140,7 @@ def load_preference_benchmark(
     source = path_or_name or spec.hub_id
     if source is None:
         raise ValueError(f"Benchmark {name!r} has no public hub id here: pass the path of your copy.")
-    raw = load_raw(source, split or spec.split, config)
+    raw = load_split(source, split or spec.split, config)
     if max_rows is not None:
         raw = raw.select(range(min(max_rows, len(raw))))
     pairs = []
@@ -171,7 +156,6 @@ __all__ = [
     "BenchmarkSpec",
     "MalformedBenchmarkRowError",
     "load_preference_benchmark",
-    "load_raw",
     "map_pku_saferlhf",
     "map_reward_bench_2",
     "map_rm_bench",

@@ -113,16 +113,21 @@ def _rng(seed: int, *keys: Any) -> np.random.Generator:
 
 
 # Scoring
+def _both_sides(pairs: Sequence[Pair]) -> tuple[list[Any], list[Any]]:
+    """Prompts and completions of the pairs, chosen then rejected for each pair."""
+    prompts = [p["prompt"] for p in pairs for _ in range(2)]
+    completions = [p[side] for p in pairs for side in ("chosen", "rejected")]
+    return prompts, completions
+
+
 def pair_probabilities(
     reward, pairs: Sequence[Pair], demonstrations: Sequence[Sequence[Pair]], batch_pairs: int = 16
 ) -> torch.Tensor:
     """ICRM posterior mean P(chosen > rejected) of every pair with its demonstrations (the same on both sides)."""
     out = []
     for start in range(0, len(pairs), batch_pairs):
-        batch = pairs[start : start + batch_pairs]
+        prompts, completions = _both_sides(pairs[start : start + batch_pairs])
         demos = demonstrations[start : start + batch_pairs]
-        prompts = [p["prompt"] for p in batch for _ in range(2)]
-        completions = [p[side] for p in batch for side in ("chosen", "rejected")]
         columns = {reward.demonstrations_column: [list(d) for d in demos for _ in range(2)]}
         rewards, _, _ = reward.posterior(prompts, completions, **columns)
         out.append(torch.sigmoid(rewards[0::2] - rewards[1::2]).float())
@@ -133,9 +138,7 @@ def bt_pair_probabilities(reward_func: Callable[..., list[float]], pairs: Sequen
     """sigmoid(score(chosen) - score(rejected)) of every pair under a TRL reward function (e.g. a BT model)."""
     out = []
     for start in range(0, len(pairs), batch_pairs):
-        batch = pairs[start : start + batch_pairs]
-        prompts = [p["prompt"] for p in batch for _ in range(2)]
-        completions = [p[side] for p in batch for side in ("chosen", "rejected")]
+        prompts, completions = _both_sides(pairs[start : start + batch_pairs])
         scores = torch.tensor(reward_func(prompts=prompts, completions=completions), dtype=torch.float)
         out.append(torch.sigmoid(scores[0::2] - scores[1::2]))
     return torch.cat(out) if out else torch.zeros(0)
@@ -161,6 +164,7 @@ def accuracy_vs_k(
     missing = [g for g in groups if g not in pools and any(ks)]
     if missing:
         raise ValueError(f"No demonstration pool for groups {missing}.")
+    masks = {group: torch.tensor([p[group_column] == group for p in pairs]) for group in groups}
     jobs = [(k, draw) for k in ks for draw in range(num_draws if k > 0 else 1)]
     rows, probabilities = [], {}
     for k, draw in progress(jobs) if progress else jobs:
@@ -170,8 +174,7 @@ def accuracy_vs_k(
         ]
         mu = pair_probabilities(reward, pairs, demos)
         probabilities.setdefault(k, []).append(mu)
-        for group in groups:
-            mask = torch.tensor([p[group_column] == group for p in pairs])
+        for group, mask in masks.items():
             rows.append(
                 {
                     "group": group,
@@ -384,14 +387,15 @@ def evaluate_steerability(
         csv_rows += [{"set": name, **row} for row in curve["rows"]]
     _write_csv(csv_rows, os.path.join(output_dir, "accuracy_vs_k.csv"))
     if conflict is not None:
-        pairs, pools = eval_sets[conflict_set or next(iter(eval_sets))]
+        conflict_set = conflict_set or next(iter(eval_sets))
+        pairs, pools = eval_sets[conflict_set]
         a, b = conflict
         pairs_a = [p for p in pairs if p["group"] == a]
         pairs_b = [p for p in pairs if p["group"] == b]
         mixing = mixing_front(reward, pairs_a, pairs_b, pools[a], pools[b], ratios, mix_k, mix_draws, seed)
         bt_point = None
         if bt_reward is not None:
-            bt_groups = bt_accuracy(bt_reward, pairs_a + pairs_b)
+            bt_groups = results["sets"][conflict_set]["bt"]  # the same pairs, already scored
             bt_point = (bt_groups[a], bt_groups[b])
             mixing["bt_point"] = list(bt_point)
             mixing["bt_hypervolume"] = hypervolume_2d([bt_point])

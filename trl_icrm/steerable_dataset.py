@@ -252,6 +252,14 @@ def bundled_responses_path() -> str:
 
 
 # Pairs
+def responses_by_prompt(responses: Sequence[Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """`{prompt: {style: response}}`."""
+    by_prompt: dict[str, dict[str, str]] = defaultdict(dict)
+    for row in responses:
+        by_prompt[row["prompt"]][row["style"]] = row["response"]
+    return by_prompt
+
+
 def _pair(prompt: str, chosen: str, rejected: str, objective: str) -> dict[str, Any]:
     return {
         "prompt": [{"role": "user", "content": prompt}],
@@ -265,9 +273,7 @@ def _pair(prompt: str, chosen: str, rejected: str, objective: str) -> dict[str, 
 def build_pairs(responses: Sequence[Mapping[str, str]], objectives: Sequence[str] = OBJECTIVES) -> list[dict]:
     """Pairs (prompt, chosen, rejected, group=objective, axis) of every prompt and objective whose axis the model
     followed clearly ([`follows_axis`]); both objectives of an axis get the same pair with opposite labels."""
-    by_prompt: dict[str, dict[str, str]] = defaultdict(dict)
-    for row in responses:
-        by_prompt[row["prompt"]][row["style"]] = row["response"]
+    by_prompt = responses_by_prompt(responses)
     pairs = []
     for prompt, styles in by_prompt.items():
         for objective in objectives:
@@ -285,9 +291,7 @@ def cross_style_pairs(
 ) -> list[dict]:
     """Pairs for the *cross-style* objectives `"s>t"` (prefer style s over style t of another axis), labelled by the
     instructions the responses were written under; at most `max_pairs_per_objective` per objective (seeded)."""
-    by_prompt: dict[str, dict[str, str]] = defaultdict(dict)
-    for row in responses:
-        by_prompt[row["prompt"]][row["style"]] = row["response"]
+    by_prompt = responses_by_prompt(responses)
     rng = random.Random(seed)
     pairs = []
     for s in styles:
@@ -369,6 +373,7 @@ __all__ = [
     "axis_of",
     "build_pairs",
     "build_steerable_splits",
+    "responses_by_prompt",
     "cross_style_pairs",
     "bundled_responses_path",
     "casualness",
