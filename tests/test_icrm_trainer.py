@@ -119,3 +119,85 @@ def test_clear_errors(tiny_causal_lm, tmp_path):
     assert len(trainer.train_dataset) == len(data)
     with pytest.raises(ValueError, match="min_demonstrations <= max_demonstrations"):
         ICRMConfig(**_args(tmp_path), min_demonstrations=3, max_demonstrations=2)
+
+
+@pytest.mark.parametrize("use_lora", [False, True], ids=["full", "lora"])
+def test_shared_prefix_path_matches_batched_forward(use_lora, tiny_causal_lm, tmp_path):
+    """Encoding each pair's demonstrations once gives the batched forward's outputs, loss and gradients."""
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    rows = [
+        {
+            "prompt": f"Question {i}?",
+            "chosen": " " + " ".join(words[: 1 + i % 5]),
+            "rejected": " " + " ".join(words[: 6 - i % 4]),
+            "group": "AB"[i % 2],
+        }
+        for i in range(12)
+    ]
+    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]) if use_lora else None
+    trainers = {
+        share: ICRMRewardTrainer(
+            tiny_causal_lm,
+            args=ICRMConfig(
+                **_args(tmp_path / str(share), gradient_checkpointing=False),
+                max_demonstrations=3,
+                share_demonstration_prefix=share,
+            ),
+            train_dataset=Dataset.from_list(rows),
+            peft_config=peft_config,
+        )
+        for share in (True, False)
+    }
+    assert trainers[True]._share_prefix and not trainers[False]._share_prefix
+    prepared = trainers[True].train_dataset
+    batch = trainers[True]._icrm_collator([prepared[i] for i in range(len(prepared))])
+    assert set(batch["icrm_num_demonstrations"].tolist()) >= {0, 3}  # pairs with and without a prefix
+    assert len(set(batch["attention_mask"].sum(1).tolist())) > 2  # the batched path pads rows to each other
+    losses, grads = {}, {}
+    for share, trainer in trainers.items():
+        trainer.model.train()
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        losses[share] = loss.detach()
+        grads[share] = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    torch.testing.assert_close(losses[True], losses[False], rtol=0, atol=1e-5)
+    assert grads[True].keys() == grads[False].keys() and len(grads[True]) > 0
+    for name in grads[True]:
+        torch.testing.assert_close(grads[True][name], grads[False][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_shared_prefix_default_and_blockers(tiny_causal_lm, tmp_path):
+    data = conflicting_pairs(4, 0)
+    plain = ICRMConfig(**_args(tmp_path, gradient_checkpointing=False))
+    assert ICRMRewardTrainer(tiny_causal_lm, args=plain, train_dataset=data)._share_prefix  # on CPU by default
+    checkpointed = ICRMConfig(**_args(tmp_path), gradient_checkpointing=True, share_demonstration_prefix=True)
+    assert not ICRMRewardTrainer(tiny_causal_lm, args=checkpointed, train_dataset=data)._share_prefix
+
+
+def test_unit_shuffle_sampler_keeps_units_together():
+    from trl_icrm.icrm_trainer import UnitShuffleSampler
+
+    units = ["a", "b", "a", "c", "b", "c", "d", "d"]
+    sampler = UnitShuffleSampler(units, seed=0)
+    passes = [list(sampler) for _ in range(4)]
+    for order in passes:
+        assert sorted(order) == list(range(len(units))) and len(order) == len(sampler)
+        labels = [units[i] for i in order]
+        assert all(labels[j] == labels[j + 1] for j in range(0, len(labels), 2)), labels  # units of 2, contiguous
+    assert len({tuple(order) for order in passes}) > 1  # re-drawn on every pass
+    assert list(UnitShuffleSampler(units, seed=0)) == passes[0]  # seeded
+
+
+def test_batch_together_column(tiny_causal_lm, tmp_path):
+    data = conflicting_pairs(4, 0).map(lambda row, i: {"twin": i % 4}, with_indices=True)  # row i and i+4: A and B
+    args = ICRMConfig(**{**_args(tmp_path), "per_device_train_batch_size": 2}, batch_together_column="twin")
+    trainer = ICRMRewardTrainer(tiny_causal_lm, args=args, train_dataset=data)
+    twins = [data[i]["twin"] for i in trainer._get_train_sampler()]
+    assert sorted(twins) == sorted(data["twin"])
+    assert all(twins[j] == twins[j + 1] for j in range(0, len(twins), 2)), twins  # each batch of 2 is one unit
+    assert len(trainer.get_train_dataloader()) == 4
+    with pytest.raises(ValueError, match="batch_together_column='pair'"):
+        ICRMRewardTrainer(
+            tiny_causal_lm, args=ICRMConfig(**_args(tmp_path), batch_together_column="pair"), train_dataset=data
+        )

@@ -146,3 +146,15 @@ def test_train_steerable_models_full_fine_tuning(tiny_causal_lm, tmp_path):
         assert out[name]["log_history"]
     reward = ICRMReward(str(tmp_path / "icrm"), allow_zero_shot=True)
     assert len(reward(prompts=["Hi"], completions=["Hello"])) == 1
+
+
+def test_train_steerable_models_with_twin_batches_and_checkpoints(tiny_causal_lm, tmp_path):
+    from trl_icrm.steerability_experiment import train_steerable_models
+    from trl_icrm.steerable_dataset import build_steerable_splits, load_responses
+
+    train = build_steerable_splits(load_responses(), ["concise", "detailed"])["train"].select(range(8))
+    out = train_steerable_models(
+        train, str(tmp_path), tiny_causal_lm, max_steps=2, batch_size=2, train_bt=False, batch_twins=True, save_steps=1
+    )
+    assert (tmp_path / "icrm" / "checkpoint-1" / "adapter_config.json").is_file()
+    assert [entry["step"] for entry in out["icrm"]["log_history"] if "loss" in entry] == [1]

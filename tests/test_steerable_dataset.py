@@ -6,6 +6,7 @@ import pytest
 from trl_icrm.steerable_dataset import (
     AXES,
     OBJECTIVES,
+    add_twin_column,
     build_pairs,
     build_steerable_splits,
     casualness,
@@ -75,6 +76,21 @@ def test_bundled_responses_and_splits():
         == 0
     )
     assert all(len(p["chosen"]) == 1 and p["chosen"][0]["role"] == "assistant" for p in splits["test_seen"])
+
+
+def test_twin_column_pairs_each_pair_with_its_flipped_twin():
+    train = add_twin_column(
+        build_steerable_splits(load_responses(), ["concise", "detailed", "answer", "refuse"])["train"]
+    )
+    by_twin = {}
+    for row in train:
+        by_twin.setdefault(row["twin"], []).append(row)
+    assert len(by_twin) == train.num_rows // 2
+    for rows in by_twin.values():
+        first, second = rows
+        assert first["prompt"] == second["prompt"] and first["axis"] == second["axis"]
+        assert (first["chosen"], first["rejected"]) == (second["rejected"], second["chosen"])
+        assert {first["group"], second["group"]} == set(AXES[first["axis"]])
 
 
 def test_unknown_objective_is_an_error():

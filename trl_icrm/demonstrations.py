@@ -82,6 +82,7 @@ class EncodedPair:
     rejected_ids: list[int]
     num_demonstrations: int
     num_dropped: int
+    prefix_length: int = 0  # leading tokens (bos, demonstrations) the two sides share
 
 
 @dataclass
@@ -251,7 +252,9 @@ class DemonstrationRenderer:
         if kept < max(chosen.num_demonstrations, rejected.num_demonstrations):
             chosen = self.assemble(chosen_ids, demonstration_ids[:kept])
             rejected = self.assemble(rejected_ids, demonstration_ids[:kept])
-        return EncodedPair(chosen.input_ids, rejected.input_ids, kept, len(demonstration_ids) - kept)
+        return EncodedPair(
+            chosen.input_ids, rejected.input_ids, kept, len(demonstration_ids) - kept, len(chosen.prefix_ids)
+        )
 
     def encode_pair(
         self,

@@ -50,6 +50,18 @@ class ICRMConfig(RewardConfig):
             What to do with a pair whose query alone exceeds `max_length`: `"error"` raises an error naming it,
             `"skip"` drops such pairs from the dataset (with a count in the log), as `trl.RewardTrainer` does.
 
+        batch_together_column (`str`, *optional*):
+            Dataset column whose equal values are put in the same training batch, in a random order of such units
+            re-drawn every epoch (e.g. an id of the same pair under two conflicting objectives). With each pair next
+            to its flipped twin, the part of the gradient that does not depend on the demonstrations cancels within
+            a batch, leaving the signal that teaches the model to read them. Default: plain random batches.
+        share_demonstration_prefix (`bool`, *optional*):
+            Encode the demonstrations of a pair once and read both of its responses after them (one key-value cache
+            per pair, no padding across pairs) instead of running two full padded sequences. Loss and gradients are
+            the same. Defaults to on when training on CPU, where it is the faster path with long demonstrations; on
+            GPUs the batched path usually wins. Needs one process, no DeepSpeed/FSDP and no gradient checkpointing;
+            otherwise the batched path is used (with a warning if it was asked for).
+
         > Parameters of the variational objective
 
         prior_alpha (`float`, *optional*, defaults to `1.0`):
@@ -80,6 +92,13 @@ class ICRMConfig(RewardConfig):
             "help": "Pairs whose query alone exceeds max_length: 'error' or 'skip'.",
             "choices": ["error", "skip"],
         },
+    )
+    batch_together_column: str | None = field(
+        default=None, metadata={"help": "Rows with equal values in this column are batched together."}
+    )
+    share_demonstration_prefix: bool | None = field(
+        default=None,
+        metadata={"help": "Encode each pair's demonstrations once for both responses (default: on CPU)."},
     )
     prior_alpha: float = field(default=1.0, metadata={"help": "alpha0 of the Beta prior."})
     prior_beta: float = field(default=1.0, metadata={"help": "beta0 of the Beta prior."})

@@ -8,28 +8,61 @@ import logging
 import os
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
+from torch.utils.data import Sampler
 from transformers import AutoTokenizer, PreTrainedModel, TrainerCallback
 from transformers.data.data_collator import DataCollatorMixin
+from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
+from trl.trainer.utils import pad
 
 from .demonstrations import DemonstrationRenderer, QueryTooLongError
 from .icrm_config import ICRMConfig
 from .metrics import expected_calibration_error
-from .modeling import ICRMSettings, load_icrm_model, prepare_tokenizer, split_heads
+from .modeling import (
+    ICRMSettings,
+    classify_suffixes,
+    encode_prefix,
+    load_icrm_model,
+    prepare_tokenizer,
+    split_heads,
+)
 from .objective import icrm_loss
 
 
 logger = logging.getLogger(__name__)
 
-_COLUMNS = ["chosen_ids", "rejected_ids", "icrm_index", "icrm_pool", "icrm_label"]
+_COLUMNS = ["chosen_ids", "rejected_ids", "icrm_index", "icrm_pool", "icrm_label", "icrm_unit"]
+
+
+class UnitShuffleSampler(Sampler[int]):
+    """Yields the rows of each unit (e.g. a pair and its flipped twin) one after another, units in a random order that
+    is new on every pass (seeded): batches keep the rows of a unit together."""
+
+    def __init__(self, units: Sequence[Hashable], seed: int = 0):
+        members: dict[Hashable, list[int]] = defaultdict(list)
+        for i, unit in enumerate(units):
+            members[unit].append(i)
+        self.units = list(members.values())
+        self.seed = seed
+        self.passes = 0
+        self.num_rows = len(units)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.random.default_rng([self.seed, self.passes]).permutation(len(self.units))
+        self.passes += 1
+        for u in order:
+            yield from self.units[u]
 
 
 @dataclass
@@ -56,8 +89,8 @@ class DataCollatorForICRM(DataCollatorMixin):
 
     Draws are seeded by (seed, epoch, pool, row): repeatable, independent of batch composition, and new each epoch
     for the training pool (evaluation pools ignore the epoch). Returns TRL's preference batch (`input_ids`,
-    `attention_mask`: chosen rows first, then rejected) plus `icrm_labels`, `icrm_num_demonstrations` and
-    `icrm_num_dropped`.
+    `attention_mask`: chosen rows first, then rejected) plus `icrm_labels`, `icrm_num_demonstrations`,
+    `icrm_num_dropped` and `icrm_prefix_lengths` (tokens the two sides of a pair share).
     """
 
     renderer: DemonstrationRenderer
@@ -77,7 +110,7 @@ class DataCollatorForICRM(DataCollatorMixin):
         return np.random.default_rng([self.seed, epoch, zlib.crc32(pool.encode()), int(index)])
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        pairs, labels, kept, dropped = [], [], [], []
+        pairs, labels, kept, dropped, prefix_lengths = [], [], [], [], []
         for example in examples:
             pool_name, index = example["icrm_pool"], int(example["icrm_index"])
             demonstrations = self.pools[pool_name].draw(
@@ -94,10 +127,12 @@ class DataCollatorForICRM(DataCollatorMixin):
             labels.append(example["icrm_label"])
             kept.append(pair.num_demonstrations)
             dropped.append(pair.num_dropped)
+            prefix_lengths.append(pair.prefix_length)
         batch = DataCollatorForPreference(self.pad_token_id, self.pad_to_multiple_of).torch_call(pairs)
         batch["icrm_labels"] = torch.tensor(labels, dtype=torch.float)
         batch["icrm_num_demonstrations"] = torch.tensor(kept)
         batch["icrm_num_dropped"] = torch.tensor(dropped)
+        batch["icrm_prefix_lengths"] = torch.tensor(prefix_lengths)
         return batch
 
 
@@ -124,48 +159,49 @@ def _single_label_view(model: PreTrainedModel):
 
 class ICRMRewardTrainer(RewardTrainer):
     """
-    Trainer for Variational In-Context Reward Models (ICRM).
+        Trainer for Variational In-Context Reward Models (ICRM).
 
-    A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (each pair gets demonstrations of its
-    own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.objective.icrm_loss`]) and the metrics
-    (accuracy, accuracy by number of demonstrations, mean mu and tau, expected calibration error). The model is an
-    `AutoModelForSequenceClassification` with two outputs (reward, confidence); PEFT works through `peft_config` as
-    in TRL.
+        A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (each pair gets demonstrations of its
+        own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.objective.icrm_loss`]) and the metrics
+        (accuracy, accuracy by number of demonstrations, mean mu and tau, expected calibration error). The model is an
+        `AutoModelForSequenceClassification` with two outputs (reward, confidence); PEFT works through `peft_config` as
+        in TRL.
 
-    Example:
+        Example:
 
-    ```python
-    from datasets import Dataset
-    from trl_icrm import ICRMConfig, ICRMRewardTrainer
+        ```python
+        from datasets import Dataset
+    from torch.utils.data import Sampler
+        from trl_icrm import ICRMConfig, ICRMRewardTrainer
 
-    dataset = Dataset.from_list(
-        [
-            {"prompt": "Describe the sea.", "chosen": "Blue.", "rejected": "The sea is vast and deep.", "group": "concise"},
-            {"prompt": "Describe the sea.", "chosen": "The sea is vast and deep.", "rejected": "Blue.", "group": "detailed"},
-            ...,
-        ]
-    )
-    trainer = ICRMRewardTrainer(
-        model="embedded:SmolLM2-135M-Instruct",
-        args=ICRMConfig(output_dir="icrm-model", max_demonstrations=4),
-        train_dataset=dataset,
-    )
-    trainer.train()
-    ```
+        dataset = Dataset.from_list(
+            [
+                {"prompt": "Describe the sea.", "chosen": "Blue.", "rejected": "The sea is vast and deep.", "group": "concise"},
+                {"prompt": "Describe the sea.", "chosen": "The sea is vast and deep.", "rejected": "Blue.", "group": "detailed"},
+                ...,
+            ]
+        )
+        trainer = ICRMRewardTrainer(
+            model="embedded:SmolLM2-135M-Instruct",
+            args=ICRMConfig(output_dir="icrm-model", max_demonstrations=4),
+            train_dataset=dataset,
+        )
+        trainer.train()
+        ```
 
-    Args:
-        model (`str` or [`~transformers.PreTrainedModel`]):
-            A causal-LM backbone or an ICRM model (path, hub id, or `"embedded:SmolLM2-135M-Instruct"`), loaded with a
-            two-output head, or an instantiated `AutoModelForSequenceClassification` with `num_labels=2`.
-        args ([`ICRMConfig`], *optional*):
-            Configuration; defaults to `ICRMConfig("<model>-ICRM")`.
-        train_dataset ([`~datasets.Dataset`]):
-            Preference pairs (`prompt`/`chosen`/`rejected`, standard or conversational) with a group column.
-        eval_dataset ([`~datasets.Dataset`] or `dict[str, Dataset]`, *optional*):
-            Pairs for evaluation; demonstrations are drawn from the same evaluation set and group.
-        peft_config ([`~peft.PeftConfig`], *optional*):
-            PEFT configuration (e.g. LoRA); `task_type` defaults to `"SEQ_CLS"` so the heads are trained and saved.
-        Other arguments are those of [`~trl.RewardTrainer`].
+        Args:
+            model (`str` or [`~transformers.PreTrainedModel`]):
+                A causal-LM backbone or an ICRM model (path, hub id, or `"embedded:SmolLM2-135M-Instruct"`), loaded with a
+                two-output head, or an instantiated `AutoModelForSequenceClassification` with `num_labels=2`.
+            args ([`ICRMConfig`], *optional*):
+                Configuration; defaults to `ICRMConfig("<model>-ICRM")`.
+            train_dataset ([`~datasets.Dataset`]):
+                Preference pairs (`prompt`/`chosen`/`rejected`, standard or conversational) with a group column.
+            eval_dataset ([`~datasets.Dataset`] or `dict[str, Dataset]`, *optional*):
+                Pairs for evaluation; demonstrations are drawn from the same evaluation set and group.
+            peft_config ([`~peft.PeftConfig`], *optional*):
+                PEFT configuration (e.g. LoRA); `task_type` defaults to `"SEQ_CLS"` so the heads are trained and saved.
+            Other arguments are those of [`~trl.RewardTrainer`].
     """
 
     _tag_names = ["trl", "reward-trainer", "icrm"]
@@ -258,6 +294,41 @@ class ICRMRewardTrainer(RewardTrainer):
                 peft_config=peft_config,
             )
         self.add_callback(_RedrawDemonstrationsEachEpoch(self._icrm_collator))
+        self._share_prefix = self._resolve_prefix_sharing(args.share_demonstration_prefix)
+
+    def _resolve_prefix_sharing(self, wanted: bool | None) -> bool:
+        """Whether pairs are scored with their shared demonstration prefix encoded once (see `ICRMConfig`)."""
+        blockers = [
+            reason
+            for reason, present in (
+                ("more than one process", self.accelerator.num_processes > 1),
+                ("DeepSpeed or FSDP", self.is_deepspeed_enabled or self.is_fsdp_enabled),
+                ("gradient checkpointing", bool(self.args.gradient_checkpointing)),
+            )
+            if present
+        ]
+        if wanted is None:
+            return not blockers and self.accelerator.device.type == "cpu"
+        if wanted and blockers:
+            logger.warning("share_demonstration_prefix is off: not supported with %s.", ", ".join(blockers))
+            return False
+        return wanted
+
+    def _shared_prefix_logits(
+        self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Two-head outputs of TRL's preference batch (chosen rows, then rejected), with each pair's shared prefix
+        encoded once: the same values as the batched forward, without padding one pair to another."""
+        pad_token_id = self.processing_class.pad_token_id
+        num_pairs = len(prefix_lengths)
+        logits: list[torch.Tensor] = []
+        for i, length in enumerate(prefix_lengths.tolist()):
+            rows = [input_ids[j][attention_mask[j].bool()] for j in (i, num_pairs + i)]
+            suffixes = pad([row[length:] for row in rows], padding_value=pad_token_id, padding_side="right")
+            mask = pad([torch.ones_like(row[length:]) for row in rows], padding_value=0, padding_side="right")
+            cache = encode_prefix(model, rows[0][:length]) if length else None
+            logits.append(classify_suffixes(model, suffixes, mask, pad_token_id, cache))
+        return torch.cat([torch.stack([pair[0] for pair in logits]), torch.stack([pair[1] for pair in logits])])
 
     # Data
     def _prepare_dataset(self, dataset, processing_class, args: ICRMConfig, dataset_name: str) -> Dataset:
@@ -269,6 +340,9 @@ class ICRMRewardTrainer(RewardTrainer):
         columns = dataset.column_names
         if "icrm_pool" in columns:  # already prepared
             return dataset
+        together = args.batch_together_column if dataset_name == "train" else None
+        if together is not None and together not in columns:
+            raise ValueError(f"The {dataset_name} dataset lacks `batch_together_column={together!r}` (has {columns}).")
         missing = [c for c in ("chosen", "rejected", args.group_column) if c not in columns]
         if missing:
             raise ValueError(
@@ -294,6 +368,7 @@ class ICRMRewardTrainer(RewardTrainer):
                 "icrm_group": str(example[group_column]),
                 "icrm_pool": dataset_name,
                 "icrm_label": float(example[label_column]) if has_labels else 1.0,
+                "icrm_unit": str(example[together]) if together else str(index),
             }
 
         dataset = dataset.map(
@@ -343,6 +418,12 @@ class ICRMRewardTrainer(RewardTrainer):
         )
         return dataset.remove_columns([c for c in dataset.column_names if c not in _COLUMNS])
 
+    def _get_train_sampler(self, train_dataset: Dataset | None = None):
+        train_dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.batch_together_column is None or "icrm_unit" not in train_dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        return UnitShuffleSampler(train_dataset["icrm_unit"], seed=self.args.seed)
+
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
             self._signature_columns = list(_COLUMNS)
@@ -353,7 +434,12 @@ class ICRMRewardTrainer(RewardTrainer):
         labels = inputs.pop("icrm_labels")
         num_demonstrations = inputs.pop("icrm_num_demonstrations")
         num_dropped = inputs.pop("icrm_num_dropped")
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+        prefix_lengths = inputs.pop("icrm_prefix_lengths", None)
+        if self._share_prefix and prefix_lengths is not None:
+            logits = self._shared_prefix_logits(model, inputs["input_ids"], inputs["attention_mask"], prefix_lengths)
+            outputs = SequenceClassifierOutputWithPast(logits=logits)
+        else:
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
         rewards, confidence_logits = split_heads(outputs.logits)
         rewards_chosen, rewards_rejected = rewards.chunk(2)
         confidence_chosen, confidence_rejected = confidence_logits.chunk(2)

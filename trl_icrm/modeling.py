@@ -166,6 +166,55 @@ def icrm_settings_of(model) -> ICRMSettings:
     return ICRMSettings.from_config(model.config)
 
 
+def unwrap_peft(model) -> PreTrainedModel:
+    """The sequence classifier under a PEFT wrapper (its LoRA layers stay injected in it)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def backbone_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The backbone and the `score` head of a (possibly PEFT-wrapped) sequence classifier."""
+    inner = unwrap_peft(model)
+    backbone = getattr(inner, inner.base_model_prefix, None)
+    head = getattr(inner, "score", None)
+    if backbone is None or head is None:
+        raise TypeError(f"{type(inner).__name__} has no `{inner.base_model_prefix}` backbone with a `score` head.")
+    return backbone, head
+
+
+def encode_prefix(model, prefix_ids: torch.Tensor):
+    """Key-value cache of one token sequence `prefix_ids` (1-D) under the model's backbone (gradients kept)."""
+    backbone, _ = backbone_and_head(model)
+    cache = backbone(input_ids=prefix_ids.reshape(1, -1), use_cache=True).past_key_values
+    if cache is None:
+        raise TypeError("the backbone returned no key-value cache")
+    return cache
+
+
+def classify_suffixes(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_token_id: int, prefix_cache=None
+) -> torch.Tensor:
+    """Classifier outputs `(rows, num_labels)` of right-padded token rows, each read after the one prefix held in
+    `prefix_cache` (from [`encode_prefix`]; repeated in place for every row) or alone when it is `None`.
+
+    The head reads the rightmost token that is not the pad token (pad may equal eos), exactly as transformers'
+    sequence classifiers pool, so `prefix + row` scores as the full sequence would.
+    """
+    backbone, head = backbone_and_head(model)
+    if prefix_cache is not None:
+        prefix_length = prefix_cache.get_seq_length()
+        prefix_cache.batch_repeat_interleave(len(input_ids))
+        attention_mask = torch.cat([attention_mask.new_ones(len(input_ids), prefix_length), attention_mask], dim=1)
+    hidden = backbone(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        past_key_values=prefix_cache,
+        use_cache=prefix_cache is not None,
+    ).last_hidden_state
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device, dtype=torch.int32)
+    last = ((input_ids != pad_token_id).int() * positions).argmax(-1)
+    return head(hidden[torch.arange(len(input_ids), device=input_ids.device), last])
+
+
 def split_heads(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Reward r and confidence logit c from the `(..., 2)` output of an ICRM model."""
     if logits.shape[-1] != 2:

@@ -39,7 +39,15 @@ from trl.trainer.utils import pad
 from .default_model import resolve_model_name_or_path
 from .demonstrations import DemonstrationRenderer, EncodedQuery, MalformedDemonstrationError, validate_demonstration
 from .distributed import zero3_init_disabled
-from .modeling import icrm_settings_of, load_icrm_model, prepare_tokenizer, split_heads
+from .modeling import (
+    classify_suffixes,
+    encode_prefix,
+    icrm_settings_of,
+    load_icrm_model,
+    prepare_tokenizer,
+    split_heads,
+    unwrap_peft,
+)
 from .objective import confidence, response_posterior
 from .overoptimization import penalized_reward
 
@@ -47,11 +55,6 @@ from .overoptimization import penalized_reward
 logger = logging.getLogger(__name__)
 
 REWARD_KINDS = ("logit", "mean", "lcb", "var_penalty")
-
-
-def _unwrap(model) -> PreTrainedModel:
-    """The sequence classifier under a PEFT wrapper (LoRA layers stay injected in it)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _model_device(model) -> torch.device:
@@ -84,35 +87,13 @@ class _SequenceScorer:
         ids, mask = _pad(rows, self.pad_token_id, _model_device(self.model))
         return self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
 
-    def _parts(self):
-        inner = _unwrap(self.model)
-        backbone = getattr(inner, inner.base_model_prefix, None)
-        head = getattr(inner, "score", None)
-        if backbone is None or head is None:
-            raise TypeError(f"{type(inner).__name__} has no `{inner.base_model_prefix}` backbone with a `score` head.")
-        return backbone, head
-
     def _forward_cached(self, prefix: list[int], suffixes: list[list[int]]) -> torch.Tensor:
-        backbone, head = self._parts()
         device = _model_device(self.model)
-        prefix_out = backbone(input_ids=torch.tensor([prefix], device=device), use_cache=True)
-        cache = prefix_out.past_key_values
-        if cache is None:
-            raise TypeError("the backbone returned no key-value cache")
+        cache = encode_prefix(self.model, torch.tensor(prefix, device=device))
         out = []
         for start in range(0, len(suffixes), self.batch_size):
-            rows = suffixes[start : start + self.batch_size]
-            ids, mask = _pad(rows, self.pad_token_id, device)
-            batch_cache = copy.deepcopy(cache)
-            batch_cache.batch_repeat_interleave(len(rows))
-            full_mask = torch.cat([torch.ones(len(rows), len(prefix), dtype=mask.dtype, device=device), mask], dim=1)
-            hidden = backbone(
-                input_ids=ids, attention_mask=full_mask, past_key_values=batch_cache, use_cache=True
-            ).last_hidden_state
-            # The classifier pools the rightmost token that is not the pad token (pad may equal eos).
-            non_pad = (ids != self.pad_token_id).int() * torch.arange(ids.shape[1], device=device, dtype=torch.int32)
-            last = non_pad.argmax(-1)
-            out.append(head(hidden[torch.arange(len(rows), device=device), last]).float())
+            ids, mask = _pad(suffixes[start : start + self.batch_size], self.pad_token_id, device)
+            out.append(classify_suffixes(self.model, ids, mask, self.pad_token_id, copy.deepcopy(cache)).float())
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -224,10 +205,10 @@ class ICRMReward(_RewardFunction):
             tokenizer = tokenizer or loaded_tokenizer
         elif tokenizer is None:
             raise ValueError("Pass the tokenizer along with a loaded model.")
-        prepare_tokenizer(tokenizer, _unwrap(model))
+        prepare_tokenizer(tokenizer, unwrap_peft(model))
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.settings = icrm_settings_of(_unwrap(model))
+        self.settings = icrm_settings_of(unwrap_peft(model))
         self.renderer = DemonstrationRenderer(tokenizer, self.settings.template)
         self.reward_kind = reward_kind
         self.penalty_coef = penalty_coef
@@ -369,12 +350,12 @@ class SequenceClassifierReward(_RewardFunction):
                 )
         elif tokenizer is None:
             raise ValueError("Pass the tokenizer along with a loaded model.")
-        if _unwrap(model).config.num_labels != 1:
+        if unwrap_peft(model).config.num_labels != 1:
             raise ValueError(
-                f"A conventional reward model has one output; this one has {_unwrap(model).config.num_labels}. For an "
+                f"A conventional reward model has one output; this one has {unwrap_peft(model).config.num_labels}. For an "
                 "ICRM model use `ICRMReward`."
             )
-        prepare_tokenizer(tokenizer, _unwrap(model))
+        prepare_tokenizer(tokenizer, unwrap_peft(model))
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.renderer = DemonstrationRenderer(tokenizer)

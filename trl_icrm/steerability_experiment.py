@@ -28,7 +28,13 @@ from tqdm.auto import tqdm
 
 from .default_model import DEFAULT_MODEL, resolve_model_name_or_path
 from .steerability import demonstration_pools, evaluate_steerability
-from .steerable_dataset import DEFAULT_SEEN_OBJECTIVES, build_steerable_splits, load_responses, summarize
+from .steerable_dataset import (
+    DEFAULT_SEEN_OBJECTIVES,
+    add_twin_column,
+    build_steerable_splits,
+    load_responses,
+    summarize,
+)
 
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -77,6 +83,13 @@ def add_steer_eval_arguments(parser: argparse.ArgumentParser) -> argparse.Argume
     train.add_argument("--max_demonstrations", type=int, default=4, help="K ~ U{min..this} while training ICRM.")
     train.add_argument("--max_length", type=int, default=1536)
     train.add_argument("--lora_r", type=int, default=16, help="LoRA rank; 0 fine-tunes all weights.")
+    train.add_argument(
+        "--batch_twins",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Batch each ICRM training pair with its flipped twin under the conflicting objective (docs/method.md).",
+    )
+    train.add_argument("--save_steps", type=int, default=None, help="Also save ICRM checkpoints this often.")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--ks", type=int, nargs="+", default=[0, 1, 2, 4, 8])
     evaluation.add_argument("--num_draws", type=int, default=2, help="Draws of demonstrations per K > 0.")
@@ -148,10 +161,13 @@ def train_steerable_models(
     train_bt: bool = True,
     seed: int = 0,
     train_icrm: bool = True,
+    batch_twins: bool = False,
+    save_steps: int | None = None,
 ) -> dict[str, Any]:
     """Train an ICRM model (`<output_dir>/icrm`, with `train_icrm`) and a BT model (`<output_dir>/bt`, merged, with
     `train_bt`) on the same pairs, with the same steps, batch, learning rate and LoRA rank (`lora_r=0`: all weights).
-    Returns paths, times and the training logs."""
+    With `batch_twins` each ICRM batch holds pairs next to their flipped twins ([`add_twin_column`]); `save_steps`
+    keeps ICRM checkpoints. Returns paths, times and the training logs."""
     from peft import LoraConfig
     from trl import RewardTrainer
 
@@ -185,10 +201,12 @@ def train_steerable_models(
             output_dir=icrm_dir,
             min_demonstrations=min_demonstrations,
             max_demonstrations=max_demonstrations,
-            **common,
+            batch_together_column="twin" if batch_twins else None,
+            **{**common, **({"save_strategy": "steps", "save_steps": save_steps} if save_steps else {})},
         )
         start = time.perf_counter()
-        trainer = ICRMRewardTrainer(base_model, args=args, train_dataset=train_dataset, peft_config=peft_config())
+        icrm_data = add_twin_column(train_dataset) if batch_twins else train_dataset
+        trainer = ICRMRewardTrainer(base_model, args=args, train_dataset=icrm_data, peft_config=peft_config())
         trainer.train()
         trainer.save_model(icrm_dir)
         out["icrm"] = {
@@ -263,6 +281,8 @@ def steer_eval_main(args: argparse.Namespace) -> int:
             train_bt=need_bt,
             seed=args.seed,
             train_icrm=need_icrm,
+            batch_twins=args.batch_twins,
+            save_steps=args.save_steps,
         )
         if need_icrm:
             args.icrm_model = record["training"]["icrm"]["path"]

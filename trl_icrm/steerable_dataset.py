@@ -354,6 +354,17 @@ def build_steerable_splits(
     )
 
 
+def add_twin_column(dataset: Dataset, column: str = "twin") -> Dataset:
+    """Add an id shared by the rows holding the same two responses to the same prompt, whatever their order: a pair
+    and its flipped twin under the conflicting objective (`ICRMConfig.batch_together_column` batches them together)."""
+
+    def twin(row: Mapping[str, Any]) -> dict[str, str]:
+        sides = sorted(json.dumps(row[side], sort_keys=True) for side in ("chosen", "rejected"))
+        return {column: json.dumps([row["prompt"], *sides], sort_keys=True)}
+
+    return dataset.map(twin, desc="Pairing flipped twins")
+
+
 def summarize(splits: DatasetDict) -> dict[str, dict[str, int]]:
     """Number of pairs per split and objective."""
     summary = {}
