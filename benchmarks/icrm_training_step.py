@@ -6,7 +6,8 @@ the longest row. The shared-prefix path (`ICRMConfig.share_demonstration_prefix`
 once, reads both responses after them from the key-value cache, and pads nothing across pairs. For K demonstrations per
 pair in `--demonstrations`, this trains the same model from the same seed with each path for `--steps` steps on the
 steerable preference set (LoRA, fp32) and reports pairs/s, the speed-up, and the largest difference of the logged
-training losses (the two paths compute the same loss).
+training losses (the two paths compute the same loss). Each row is written to `--output` as soon as it is measured,
+so a run stopped part-way (e.g. the batched path running out of memory at large K) keeps the rows before it.
 
     python benchmarks/icrm_training_step.py --output docs/results/icrm_training_step.json
 """
@@ -53,10 +54,15 @@ def train_once(args, train_dataset, k: int, share: bool, output_dir: str) -> dic
     return {"seconds": seconds, "pairs_per_second": args.steps * args.batch_size / seconds, "losses": losses}
 
 
+def write_results(args, rows: list[dict]) -> None:
+    with open(args.output, "w", encoding="utf-8") as handle:
+        json.dump({"args": vars(args), "results": rows}, handle, indent=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", default=DEFAULT_MODEL)
-    parser.add_argument("--demonstrations", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--demonstrations", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--output", default=None, help="Write the results as JSON here.")
@@ -83,6 +89,8 @@ def main() -> None:
                 }
             )
             print(json.dumps(rows[-1]))
+            if args.output:
+                write_results(args, rows)
     print("| K | batched pairs/s | shared-prefix pairs/s | speed-up | max loss difference |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
@@ -90,9 +98,6 @@ def main() -> None:
             f"| {row['k']} | {row['batched_pairs_per_second']:.3f} | {row['shared_prefix_pairs_per_second']:.3f} | "
             f"{row['speedup']:.2f}x | {row['max_loss_difference']:.1e} |"
         )
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), "results": rows}, handle, indent=2)
 
 
 if __name__ == "__main__":
