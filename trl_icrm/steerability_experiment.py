@@ -240,7 +240,7 @@ def steer_eval_main(args: argparse.Namespace) -> int:
     from .reward import ICRMReward, SequenceClassifierReward
 
     os.makedirs(args.output_dir, exist_ok=True)
-    record: dict[str, Any] = {"args": vars(args)}
+    record: dict[str, Any] = {"args": {k: v for k, v in vars(args).items() if not callable(v)}}
     if args.benchmark:
         from .preference_benchmarks import load_preference_benchmark
 
