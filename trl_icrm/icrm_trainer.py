@@ -159,49 +159,48 @@ def _single_label_view(model: PreTrainedModel):
 
 class ICRMRewardTrainer(RewardTrainer):
     """
-        Trainer for Variational In-Context Reward Models (ICRM).
+    Trainer for Variational In-Context Reward Models (ICRM).
 
-        A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (each pair gets demonstrations of its
-        own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.objective.icrm_loss`]) and the metrics
-        (accuracy, accuracy by number of demonstrations, mean mu and tau, expected calibration error). The model is an
-        `AutoModelForSequenceClassification` with two outputs (reward, confidence); PEFT works through `peft_config` as
-        in TRL.
+    A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (each pair gets demonstrations of its
+    own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.objective.icrm_loss`]) and the metrics
+    (accuracy, accuracy by number of demonstrations, mean mu and tau, expected calibration error). The model is an
+    `AutoModelForSequenceClassification` with two outputs (reward, confidence); PEFT works through `peft_config` as
+    in TRL.
 
-        Example:
+    Example:
 
-        ```python
-        from datasets import Dataset
-    from torch.utils.data import Sampler
-        from trl_icrm import ICRMConfig, ICRMRewardTrainer
+    ```python
+    from datasets import Dataset
+    from trl_icrm import ICRMConfig, ICRMRewardTrainer
 
-        dataset = Dataset.from_list(
-            [
-                {"prompt": "Describe the sea.", "chosen": "Blue.", "rejected": "The sea is vast and deep.", "group": "concise"},
-                {"prompt": "Describe the sea.", "chosen": "The sea is vast and deep.", "rejected": "Blue.", "group": "detailed"},
-                ...,
-            ]
-        )
-        trainer = ICRMRewardTrainer(
-            model="embedded:SmolLM2-135M-Instruct",
-            args=ICRMConfig(output_dir="icrm-model", max_demonstrations=4),
-            train_dataset=dataset,
-        )
-        trainer.train()
-        ```
+    dataset = Dataset.from_list(
+        [
+            {"prompt": "Describe the sea.", "chosen": "Blue.", "rejected": "The sea is vast and deep.", "group": "concise"},
+            {"prompt": "Describe the sea.", "chosen": "The sea is vast and deep.", "rejected": "Blue.", "group": "detailed"},
+            ...,
+        ]
+    )
+    trainer = ICRMRewardTrainer(
+        model="embedded:SmolLM2-135M-Instruct",
+        args=ICRMConfig(output_dir="icrm-model", max_demonstrations=4),
+        train_dataset=dataset,
+    )
+    trainer.train()
+    ```
 
-        Args:
-            model (`str` or [`~transformers.PreTrainedModel`]):
-                A causal-LM backbone or an ICRM model (path, hub id, or `"embedded:SmolLM2-135M-Instruct"`), loaded with a
-                two-output head, or an instantiated `AutoModelForSequenceClassification` with `num_labels=2`.
-            args ([`ICRMConfig`], *optional*):
-                Configuration; defaults to `ICRMConfig("<model>-ICRM")`.
-            train_dataset ([`~datasets.Dataset`]):
-                Preference pairs (`prompt`/`chosen`/`rejected`, standard or conversational) with a group column.
-            eval_dataset ([`~datasets.Dataset`] or `dict[str, Dataset]`, *optional*):
-                Pairs for evaluation; demonstrations are drawn from the same evaluation set and group.
-            peft_config ([`~peft.PeftConfig`], *optional*):
-                PEFT configuration (e.g. LoRA); `task_type` defaults to `"SEQ_CLS"` so the heads are trained and saved.
-            Other arguments are those of [`~trl.RewardTrainer`].
+    Args:
+        model (`str` or [`~transformers.PreTrainedModel`]):
+            A causal-LM backbone or an ICRM model (path, hub id, or `"embedded:SmolLM2-135M-Instruct"`), loaded with a
+            two-output head, or an instantiated `AutoModelForSequenceClassification` with `num_labels=2`.
+        args ([`ICRMConfig`], *optional*):
+            Configuration; defaults to `ICRMConfig("<model>-ICRM")`.
+        train_dataset ([`~datasets.Dataset`]):
+            Preference pairs (`prompt`/`chosen`/`rejected`, standard or conversational) with a group column.
+        eval_dataset ([`~datasets.Dataset`] or `dict[str, Dataset]`, *optional*):
+            Pairs for evaluation; demonstrations are drawn from the same evaluation set and group.
+        peft_config ([`~peft.PeftConfig`], *optional*):
+            PEFT configuration (e.g. LoRA); `task_type` defaults to `"SEQ_CLS"` so the heads are trained and saved.
+        Other arguments are those of [`~trl.RewardTrainer`].
     """
 
     _tag_names = ["trl", "reward-trainer", "icrm"]
@@ -368,7 +367,7 @@ class ICRMRewardTrainer(RewardTrainer):
                 "icrm_group": str(example[group_column]),
                 "icrm_pool": dataset_name,
                 "icrm_label": float(example[label_column]) if has_labels else 1.0,
-                "icrm_unit": str(example[together]) if together else str(index),
+                **({"icrm_unit": str(example[together])} if together else {}),
             }
 
         dataset = dataset.map(
