@@ -23,8 +23,8 @@ import time
 from peft import LoraConfig
 
 from trl_icrm import DEFAULT_MODEL, ICRMConfig, ICRMRewardTrainer
-from trl_icrm.steerability_experiment import LORA_TARGETS
-from trl_icrm.steerable_dataset import DEFAULT_SEEN_OBJECTIVES, build_steerable_splits, load_responses
+from trl_icrm.experiments.steerability import LORA_TARGETS
+from trl_icrm.data.steerable import DEFAULT_SEEN_OBJECTIVES, build_steerable_splits, load_responses
 
 
 def train_once(args, train_dataset, k: int, share: bool, output_dir: str) -> dict[str, float]:

@@ -20,9 +20,9 @@ import time
 import torch
 
 from trl_icrm import DEFAULT_MODEL
-from trl_icrm.builtin_preferences import concise_vs_detailed
+from trl_icrm.data.builtin import concise_vs_detailed
 from trl_icrm.modeling import ICRMSettings, load_icrm_model
-from trl_icrm.reward import ICRMReward
+from trl_icrm import ICRMReward
 
 
 RANDOM_SIZES = {  # Llama-style shapes of realistic size, random weights (for machines the 135M weights cannot reach)
@@ -75,7 +75,7 @@ def load_model(args):
 
         from trl_icrm import default_model_path
         from trl_icrm.modeling import prepare_tokenizer
-        from trl_icrm.testing import random_llama_config
+        from trl_icrm.utils.testing import random_llama_config
 
         tokenizer = AutoTokenizer.from_pretrained(default_model_path())
         config = random_llama_config(tokenizer, **RANDOM_SIZES[args.random_model_size], max_position_embeddings=8192)

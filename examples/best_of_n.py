@@ -20,7 +20,7 @@ The same run is `trl-icrm bon --reward-model ...`.
 import argparse
 import sys
 
-from trl_icrm.best_of_n_experiment import add_bon_arguments, bon_main
+from trl_icrm.experiments.best_of_n import add_bon_arguments, bon_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trl_icrm import DEFAULT_MODEL, resolve_model_name_or_path
-from trl_icrm.steerable_dataset import (
+from trl_icrm.data.steerable import (
     OBJECTIVES,
     build_steerable_splits,
     bundled_responses_path,

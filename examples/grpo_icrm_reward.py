@@ -21,8 +21,8 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser
 
 from trl_icrm import DEFAULT_MODEL, resolve_model_name_or_path
-from trl_icrm.builtin_preferences import concise_vs_detailed
-from trl_icrm.reward import ICRMReward
+from trl_icrm.data.builtin import concise_vs_detailed
+from trl_icrm import ICRMReward
 
 
 @dataclass

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trl_icrm.steerability_experiment import add_steer_eval_arguments, steer_eval_main
+from trl_icrm.experiments.steerability import add_steer_eval_arguments, steer_eval_main
 
 
 if __name__ == "__main__":

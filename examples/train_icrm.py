@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, RewardConfig, RewardTrainer, TrlParser, get_peft_config
 
 from trl_icrm import DEFAULT_MODEL, ICRMConfig, ICRMRewardTrainer, resolve_model_name_or_path
-from trl_icrm.builtin_preferences import concise_vs_detailed
+from trl_icrm.data.builtin import concise_vs_detailed
 
 
 @dataclass

@@ -27,8 +27,8 @@ from trl import TrlParser
 
 from trl_icrm import DEFAULT_MODEL
 from trl_icrm.best_of_n import BestOfNSampler
-from trl_icrm.math_problems import load_gsm8k_like
-from trl_icrm.math_recipe import (
+from trl_icrm.data.math_problems import load_gsm8k_like
+from trl_icrm.experiments.math_grpo import (
     DEFAULT_PREFERENCES_DIR,
     MathProblemArguments,
     add_group_column,
@@ -36,7 +36,7 @@ from trl_icrm.math_recipe import (
     load_math_problems,
     write_json,
 )
-from trl_icrm.verifier import MathVerifyReward
+from trl_icrm.rewards.math_verify import MathVerifyReward
 
 
 @dataclass

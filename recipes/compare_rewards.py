@@ -34,14 +34,14 @@ from grpo_math import ScriptArguments  # noqa: E402
 from grpo_math import main as grpo_main  # noqa: E402
 from grpo_math import make_parser as grpo_parser  # noqa: E402
 
-from trl_icrm.distributed import destroy_process_group  # noqa: E402
-from trl_icrm.math_recipe import (  # noqa: E402
+from trl_icrm.experiments.math_grpo import (  # noqa: E402
     DEFAULT_REWARD_MODEL_DIRS,
     comparison_table,
     how_to_make_reward_model,
     plot_accuracy_curves,
     write_json,
 )
+from trl_icrm.utils.distributed import destroy_process_group  # noqa: E402
 
 
 @dataclass

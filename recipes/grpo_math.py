@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser, get_peft_config
 
 from trl_icrm import DEFAULT_MODEL, resolve_model_name_or_path
-from trl_icrm.distributed import default_ddp_backend, destroy_process_group
-from trl_icrm.icrm_config import bf16_available
-from trl_icrm.math_recipe import (
+from trl_icrm.experiments.math_grpo import (
     DEFAULT_PREFERENCES_DIR,
     HeldOutAccuracyCallback,
     MathProblemArguments,
@@ -46,8 +44,10 @@ from trl_icrm.math_recipe import (
     load_preferences,
     write_json,
 )
-from trl_icrm.reward import ICRMReward, SequenceClassifierReward
-from trl_icrm.verifier import MathVerifyReward
+from trl_icrm.rewards import ICRMReward, SequenceClassifierReward
+from trl_icrm.rewards.math_verify import MathVerifyReward
+from trl_icrm.trainer.icrm_config import bf16_available
+from trl_icrm.utils.distributed import default_ddp_backend, destroy_process_group
 
 
 @dataclass
@@ -61,8 +61,11 @@ class ScriptArguments(MathProblemArguments):
     reward_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Trained reward model for --reward icrm|bt (folder or hub id)."}
     )
-    reward_kind: str = field(
-        default="logit", metadata={"help": "ICRM reward kind.", "choices": ["logit", "mean", "lcb", "var_penalty"]}
+    penalty: str | None = field(
+        default=None,
+        metadata={
+            "help": "Reward of a Bayesian model: its point reward (None), or the posterior 'mean', 'lcb' or 'var_penalty'."
+        },
     )
     num_demonstrations: int = field(default=4, metadata={"help": "ICRM demonstrations carried by each prompt."})
     preferences_path: str = field(
@@ -107,7 +110,7 @@ def build_reward_funcs(script_args: ScriptArguments, training_args: GRPOConfig, 
         )
         reward = ICRMReward(
             script_args.reward_model_name_or_path,
-            reward_kind=script_args.reward_kind,
+            penalty=script_args.penalty,
             num_demonstrations=script_args.num_demonstrations,
             allow_zero_shot=True,
         )

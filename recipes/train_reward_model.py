@@ -22,12 +22,18 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, RewardTrainer, TrlParser, get_peft_config
 
-from trl_icrm import DEFAULT_MODEL, ICRMConfig, ICRMRewardTrainer, resolve_model_name_or_path
-from trl_icrm.math_recipe import (
+from trl_icrm import (
+    DEFAULT_MODEL,
+    ICRMConfig,
+    ICRMRewardTrainer,
+    bt_config_from,
+    resolve_model_name_or_path,
+    save_reward_model,
+)
+from trl_icrm.experiments.math_grpo import (
     DEFAULT_PREFERENCES_DIR,
     DEFAULT_REWARD_MODEL_DIRS,
     load_preferences,
-    reward_config_from,
     write_json,
 )
 
@@ -86,7 +92,7 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
     else:
         trainer = RewardTrainer(
             resolve_model_name_or_path(model_args.model_name_or_path),
-            args=reward_config_from(training_args),
+            args=bt_config_from(training_args),
             train_dataset=train,
             eval_dataset=evaluation,
             peft_config=peft_config,
@@ -94,13 +100,7 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
         trainer.train()
         if evaluation is not None:
             metrics["bt"] = trainer.evaluate(evaluation)
-        model = trainer.model
-        if hasattr(model, "merge_and_unload"):  # save a plain one-output classifier that any loader reads
-            if trainer.accelerator.is_main_process:
-                model.merge_and_unload().save_pretrained(training_args.output_dir)
-                trainer.processing_class.save_pretrained(training_args.output_dir)
-        else:
-            trainer.save_model(training_args.output_dir)
+        save_reward_model(trainer, training_args.output_dir)  # a plain one-output classifier that any loader reads
     results = {
         "objective": script_args.objective,
         "num_train_pairs": len(train),

@@ -18,7 +18,7 @@ def default_model_dir() -> str:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, default_model_dir) -> dict[str, str]:
     """Folders of a tiny random causal LM and a tiny random 2-label sequence classifier with the embedded tokenizer."""
-    from trl_icrm.testing import save_random_models
+    from trl_icrm.utils.testing import save_random_models
 
     return save_random_models(tmp_path_factory.mktemp("tiny-models"), default_model_dir)
 
@@ -54,7 +54,7 @@ def training_args(output_dir, **overrides) -> dict:
 
 @pytest.fixture(scope="session")
 def steer_backbones(tmp_path_factory, default_model_dir) -> dict[str, str]:
-    from trl_icrm.testing import save_random_models
+    from trl_icrm.utils.testing import save_random_models
 
     return save_random_models(
         tmp_path_factory.mktemp("steer"), default_model_dir, hidden_size=64, intermediate_size=128
@@ -63,9 +63,9 @@ def steer_backbones(tmp_path_factory, default_model_dir) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def icrm_trained(steer_backbones, tmp_path_factory):
-    """An ICRM trainer trained on the synthetic conflicting-groups task (`trl_icrm.testing.conflicting_pairs`)."""
+    """An ICRM trainer trained on the synthetic conflicting-groups task (`trl_icrm.utils.testing.conflicting_pairs`)."""
     from trl_icrm import ICRMConfig, ICRMRewardTrainer
-    from trl_icrm.testing import conflicting_pairs
+    from trl_icrm.utils.testing import conflicting_pairs
 
     output_dir = tmp_path_factory.mktemp("icrm")
     args = ICRMConfig(**training_args(output_dir, num_train_epochs=8), min_demonstrations=0, max_demonstrations=4)

@@ -23,7 +23,8 @@ from trl_icrm.best_of_n import (
     penalized_reward,
     score_completions,
 )
-from trl_icrm.best_of_n_experiment import curves_from_scores, load_curves, run_best_of_n_experiment, save_curves
+from trl_icrm.experiments.best_of_n import curves_from_scores, load_curves, run_best_of_n_experiment, save_curves
+from trl_icrm.rewards import supports_uncertainty
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -547,8 +548,8 @@ def test_save_and_load_curves(tmp_path):
 
 
 def test_experiment_end_to_end_on_a_tiny_policy(tiny_causal_lm, tmp_path):
-    from trl_icrm.math_problems import make_arithmetic_problems
-    from trl_icrm.verifier import MathVerifyReward
+    from trl_icrm.data.math_problems import make_arithmetic_problems
+    from trl_icrm.rewards.math_verify import MathVerifyReward
 
     dataset = make_arithmetic_problems(num_train=0, num_test=3, seed=0, split="test")
     gold_calls = []
@@ -592,8 +593,8 @@ def test_experiment_end_to_end_on_a_tiny_policy(tiny_causal_lm, tmp_path):
 
 
 def test_bon_subcommand_runs_the_same_code(tiny_causal_lm, tmp_path, capsys):
-    from trl_icrm.best_of_n_experiment import bon_main
     from trl_icrm.cli import build_parser
+    from trl_icrm.experiments.best_of_n import bon_main
 
     argv = ["bon", "--reward-model", "fake-path", "--model", tiny_causal_lm, "--output-dir", str(tmp_path)]
     argv += ["--num-prompts", "2", "-N", "3", "--max-new-tokens", "4", "--num-bootstrap", "50", "--no-progress"]
@@ -615,8 +616,8 @@ def test_bon_subcommand_runs_the_same_code(tiny_causal_lm, tmp_path, capsys):
 
 
 def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_causal_lm, default_model_dir, tmp_path):
-    from trl_icrm.best_of_n_experiment import load_proxy, reward_model_kind
-    from trl_icrm.testing import save_random_models
+    from trl_icrm.experiments.best_of_n import load_proxy, reward_model_kind
+    from trl_icrm.utils.testing import save_random_models
 
     # A 2-output classifier without ICRM settings is ambiguous, and no trained ICRM model.
     with pytest.raises(ValueError, match="reward-kind"):
@@ -630,11 +631,11 @@ def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_c
     icrm_tokenizer.save_pretrained(tmp_path / "icrm_rm")
     assert reward_model_kind(tmp_path / "icrm_rm") == "icrm"
     icrm = load_proxy(tmp_path / "icrm_rm")
-    assert isinstance(icrm, SupportsUncertainty) and icrm.__name__ == "icrm_rm"
+    assert supports_uncertainty(icrm) and icrm.__name__ == "icrm_rm"
     bt_folder = save_random_models(tmp_path, default_model_dir, num_labels=1)["sequence_classifier"]
     assert reward_model_kind(bt_folder) == "bt"
     bt = load_proxy(bt_folder)
-    assert not isinstance(bt, SupportsUncertainty)
+    assert not supports_uncertainty(bt)
     result = run_best_of_n_experiment(
         [icrm, bt],
         tmp_path / "out",

@@ -10,13 +10,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from trl_icrm import DEFAULT_MODEL, default_model, resolve_model_name_or_path
+from trl_icrm import DEFAULT_MODEL, resolve_model_name_or_path
+from trl_icrm.utils import default_model
 
 
 # Run in a child process: converts (counting real conversions) and prints the resulting path.
 _CONVERT_SCRIPT = textwrap.dedent(
     """
-    import trl_icrm.default_model as dm
+    import trl_icrm.utils.default_model as dm
     convert = dm._convert_gguf
     def counting_convert(*args, **kwargs):
         print("CONVERTED", flush=True)

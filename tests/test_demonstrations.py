@@ -10,7 +10,7 @@ from trl_icrm.demonstrations import (
     MalformedDemonstrationError,
     QueryTooLongError,
 )
-from trl_icrm.icrm_trainer import DemonstrationPool
+from trl_icrm.trainer.icrm_trainer import DemonstrationPool
 
 
 @pytest.fixture(scope="module")

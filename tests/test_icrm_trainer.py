@@ -8,7 +8,7 @@ from trl import RewardConfig, RewardTrainer
 from trl_icrm import ICRMConfig, ICRMRewardTrainer
 from trl_icrm.demonstrations import QueryTooLongError
 from trl_icrm.modeling import load_icrm_model
-from trl_icrm.testing import conflicting_pairs, save_random_models
+from trl_icrm.utils.testing import conflicting_pairs, save_random_models
 
 from conftest import training_args as _args
 
@@ -176,7 +176,7 @@ def test_shared_prefix_default_and_blockers(tiny_causal_lm, tmp_path):
 
 
 def test_unit_shuffle_sampler_keeps_units_together():
-    from trl_icrm.icrm_trainer import UnitShuffleSampler
+    from trl_icrm.trainer.icrm_trainer import UnitShuffleSampler
 
     units = ["a", "b", "a", "c", "b", "c", "d", "d"]
     sampler = UnitShuffleSampler(units, seed=0)

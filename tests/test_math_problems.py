@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 from datasets import Dataset, DatasetDict
 
-from trl_icrm.math_problems import (
+from trl_icrm.data.math_problems import (
     DEFAULT_INSTRUCTION,
     FAMILIES,
     extract_gsm8k_answer,

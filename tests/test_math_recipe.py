@@ -1,5 +1,5 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""The math-verification recipe: the shared logic of `trl_icrm.math_recipe`, and smoke runs of the recipe scripts
+"""The math-verification recipe: the shared logic of `trl_icrm.experiments.math_grpo`, and smoke runs of the recipe scripts
 (`recipes/build_math_preferences.py`, `train_reward_model.py`, `grpo_math.py`, `compare_rewards.py`) on tiny random
 models: 8 problems, 8-token completions, 2 training steps."""
 
@@ -14,13 +14,13 @@ import pytest
 import torch
 from datasets import Dataset
 
-from trl_icrm.math_recipe import (
+from trl_icrm.demonstrations import DemonstrationBank, seeded_rng
+from trl_icrm.experiments.math_grpo import (
     PLAIN_FAMILY,
     HeldOutAccuracyCallback,
     add_demonstrations,
     build_preference_pairs,
     comparison_table,
-    demonstration_bank,
     generate_greedy,
     greedy_accuracy,
     group_of,
@@ -29,10 +29,9 @@ from trl_icrm.math_recipe import (
     make_math_problems,
     plot_accuracy_curves,
     reference_completion,
-    reward_config_from,
-    select_demonstrations,
 )
-from trl_icrm.verifier import MathVerifyReward
+from trl_icrm.rewards.math_verify import MathVerifyReward
+from trl_icrm.trainer import bt_config_from
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,8 +157,8 @@ def _preferences() -> Dataset:
 
 def test_demonstrations_come_from_the_same_group_never_the_problem_itself():
     preferences = _preferences()
-    bank = demonstration_bank(preferences)
-    assert sorted(bank) == ["apples", "money"] and len(bank["apples"]) == 6
+    bank = DemonstrationBank.from_rows(preferences, key_column="question")
+    assert sorted(bank.groups) == ["apples", "money"] and len(bank.groups["apples"]) == 6
     problems = Dataset.from_list(
         [
             {"prompt": "P a1", "question": "a1", "group": "apples"},
@@ -180,7 +179,8 @@ def test_demonstrations_come_from_the_same_group_never_the_problem_itself():
     assert rows[2]["demonstrations"] == [] and rows[3]["demonstrations"] == []  # only its own pairs / no group
     again = add_demonstrations(problems, preferences, num_demonstrations=3, seed=0)
     assert again["demonstrations"] == with_demos["demonstrations"]
-    assert len(select_demonstrations(bank, "apples", "new", num_demonstrations=10)) == 6
+    assert len(bank.draw("apples", 10, seeded_rng(0, "new"), exclude="new")) == 6
+    assert len(bank.draw("apples", 10, seeded_rng(0, "a1"), exclude="a1")) == 4  # never the problem's own pairs
 
 
 # Evaluation
@@ -223,13 +223,13 @@ def test_heldout_accuracy_callback_evaluates_before_every_k_steps_and_after(tiny
 
 
 # Configs, hints, reports
-def test_reward_config_from_icrm_config(tmp_path):
+def test_bt_config_from_icrm_config(tmp_path):
     from trl import RewardConfig
 
     from trl_icrm import ICRMConfig
 
     args = ICRMConfig(output_dir=str(tmp_path), max_steps=3, learning_rate=1e-3, seed=7, report_to=[], use_cpu=True)
-    config = reward_config_from(args)
+    config = bt_config_from(args)
     assert type(config) is RewardConfig
     assert (config.max_steps, config.learning_rate, config.seed, config.bf16, config.output_dir) == (
         3,
@@ -280,7 +280,7 @@ def preferences_dir(tiny_causal_lm, tmp_path_factory) -> Path:
 
 
 def test_build_math_preferences_smoke(preferences_dir):
-    from trl_icrm.math_recipe import load_preferences
+    from trl_icrm.experiments.math_grpo import load_preferences
 
     pairs = load_preferences(preferences_dir)
     assert {"prompt", "chosen", "rejected", "group", "question", "solution", "chosen_source"} <= set(

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trl_icrm.metrics import expected_calibration_error
+from trl_icrm.evaluation.calibration import expected_calibration_error
 from trl_icrm.objective import icrm_loss, icrm_loss_from_posterior, response_posterior
 
 

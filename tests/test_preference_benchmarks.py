@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from trl_icrm.preference_benchmarks import (
+from trl_icrm.data.benchmarks import (
     MalformedBenchmarkRowError,
     load_preference_benchmark,
     map_pku_saferlhf,

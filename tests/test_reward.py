@@ -8,11 +8,11 @@ from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from trl_icrm.demonstrations import MalformedDemonstrationError
 from trl_icrm.modeling import load_icrm_model
-from trl_icrm.reward import ICRMReward, SequenceClassifierReward, build_reward
-from trl_icrm.testing import conflicting_pairs
+from trl_icrm.rewards import ICRMReward, SequenceClassifierReward, build_reward
+from trl_icrm.utils.testing import conflicting_pairs
 
 
-# Demonstrations of the two opposite groups of `trl_icrm.testing.conflicting_pairs` (A prefers " yes", B " no").
+# Demonstrations of the two opposite groups of `trl_icrm.utils.testing.conflicting_pairs` (A prefers " yes", B " no").
 _DEMO_ROWS = conflicting_pairs(4, seed=5)
 DEMOS_A = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in _DEMO_ROWS if row["group"] == "A"]
 DEMOS_B = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in _DEMO_ROWS if row["group"] == "B"]
@@ -34,8 +34,8 @@ def test_cached_and_naive_paths_agree(model_fixture, request):
     columns = {"demonstrations": [DEMOS_A[:2]] * 3 + [DEMOS_B[:3]] * 3}
     cached = ICRMReward(model, tokenizer, use_prefix_cache=True, batch_size=2)
     naive = ICRMReward(model, tokenizer, use_prefix_cache=False, batch_size=4)
-    for kind in ("logit", "lcb"):
-        cached.reward_kind = naive.reward_kind = kind
+    for penalty in (None, "lcb"):
+        cached.penalty = naive.penalty = penalty
         torch.testing.assert_close(
             torch.tensor(cached(prompts, completions, **columns)),
             torch.tensor(naive(prompts, completions, **columns)),
@@ -67,17 +67,20 @@ def test_column_bank_and_fixed_modes_select_the_right_demonstrations(random_icrm
     assert fixed.demonstrations_for(0, "x", {}) == DEMOS_B[:1]
 
 
-def test_reward_kinds(random_icrm_dir):
+def test_penalties(random_icrm_dir):
     values = {}
-    for kind in ("logit", "mean", "lcb", "var_penalty"):
-        reward = ICRMReward(random_icrm_dir, reward_kind=kind, fixed_demonstrations=DEMOS_A[:2], penalty_coef=2.0)
-        values[kind] = reward(["q?", "q?"], [" yes", " no"])
+    for penalty in (None, "mean", "lcb", "var_penalty"):
+        reward = ICRMReward(random_icrm_dir, penalty=penalty, fixed_demonstrations=DEMOS_A[:2], penalty_coef=2.0)
+        values[penalty or "logit"] = reward(["q?", "q?"], [" yes", " no"])
     mean, var = reward.score_with_uncertainty(["q?", "q?"], [" yes", " no"])
     assert values["mean"] == pytest.approx([1 / (1 + math.exp(-r)) for r in values["logit"]], abs=1e-6)
     assert values["lcb"] == pytest.approx([m - 2.0 * math.sqrt(v) for m, v in zip(mean, var, strict=True)], abs=1e-6)
     assert values["var_penalty"] == pytest.approx([m - 2.0 * v for m, v in zip(mean, var, strict=True)], abs=1e-6)
-    with pytest.raises(ValueError, match="reward_kind"):
-        ICRMReward(random_icrm_dir, reward_kind="median")
+    posterior = reward.score(["q?", "q?"], [" yes", " no"])
+    assert posterior.scale == "probability" and posterior.reward.tolist() == pytest.approx(values["logit"], abs=1e-6)
+    assert posterior.extras["num_demonstrations"].tolist() == [2.0, 2.0]
+    with pytest.raises(ValueError, match="Unknown penalty 'median'"):
+        ICRMReward(random_icrm_dir, penalty="median")
 
 
 def test_error_messages(random_icrm_dir, tiny_causal_lm):

@@ -6,19 +6,19 @@ import pytest
 import torch
 
 from trl_icrm import ICRMReward
-from trl_icrm.metrics import expected_calibration_error, reliability_bins
-from trl_icrm.steerability import (
+from trl_icrm.demonstrations import draw_mixed
+from trl_icrm.evaluation.calibration import expected_calibration_error, reliability_bins
+from trl_icrm.evaluation.steerability import (
     accuracy_vs_k,
     both_orders,
     demonstration_pools,
-    draw_mixed,
     hypervolume_2d,
     mean_confidence_interval,
     mixing_front,
     pair_probabilities,
     pareto_front,
 )
-from trl_icrm.testing import conflicting_pairs
+from trl_icrm.utils.testing import conflicting_pairs
 
 
 def test_hypervolume_of_a_hand_computed_front():
@@ -135,8 +135,8 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
 
 
 def test_train_steerable_models_full_fine_tuning(tiny_causal_lm, tmp_path):
+    from trl_icrm.experiments.steerability import train_steerable_models
     from trl_icrm.modeling import is_peft_folder
-    from trl_icrm.steerability_experiment import train_steerable_models
 
     train = conflicting_pairs(4, seed=0)
     out = train_steerable_models(train, str(tmp_path), tiny_causal_lm, max_steps=1, batch_size=2, lora_r=0)
@@ -149,8 +149,8 @@ def test_train_steerable_models_full_fine_tuning(tiny_causal_lm, tmp_path):
 
 
 def test_train_steerable_models_with_twin_batches_and_checkpoints(tiny_causal_lm, tmp_path):
-    from trl_icrm.steerability_experiment import train_steerable_models
-    from trl_icrm.steerable_dataset import build_steerable_splits, load_responses
+    from trl_icrm.data.steerable import build_steerable_splits, load_responses
+    from trl_icrm.experiments.steerability import train_steerable_models
 
     train = build_steerable_splits(load_responses(), ["concise", "detailed"])["train"].select(range(8))
     out = train_steerable_models(

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from trl_icrm.steerable_dataset import (
+from trl_icrm.data.steerable import (
     AXES,
     OBJECTIVES,
     add_twin_column,

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from trl_icrm.verifier import MathVerifyReward, completion_text
+from trl_icrm.rewards.math_verify import MathVerifyReward, completion_text
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +258,7 @@ def test_embedded_model_greedy_answers_are_scored(default_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trl_icrm.math_problems import make_arithmetic_problems
+    from trl_icrm.data.math_problems import make_arithmetic_problems
 
     problems = make_arithmetic_problems(num_train=0, num_test=4, difficulties=[1, 2], split="test")
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir, padding_side="left")

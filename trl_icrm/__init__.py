@@ -1,37 +1,114 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""trl-icrm: test-time steerable, Bayesian reward models (Variational In-Context Reward Modeling) for TRL."""
+"""trl-icrm: test-time steerable, Bayesian reward models for TRL.
 
-__version__ = "0.1.0"
+The library, by concept (each a subpackage or module; names below import from `trl_icrm` directly):
 
-from .best_of_n import BestOfNOutput, BestOfNSampler, SupportsUncertainty, expected_best_of_n, kl_bon
-from .default_model import DEFAULT_MODEL, default_model_path, resolve_model_name_or_path
-from .demonstrations import DemonstrationRenderer, DemonstrationTemplate
-from .icrm_config import ICRMConfig
-from .icrm_trainer import ICRMRewardTrainer
-from .modeling import ICRMSettings, load_icrm_model
-from .objective import icrm_loss
-from .reward import ICRMReward, SequenceClassifierReward, build_reward
-from .verifier import MathVerifyReward
+- `objective`, `modeling`: the ICRM method (variational Beta-Bradley-Terry loss; the two-headed model);
+- `demonstrations`: rendering demonstrations into a model input, and the one demonstration sampler;
+- `trainer`: `ICRMConfig`, `ICRMRewardTrainer` (on `trl.RewardTrainer`), `bt_config_from`;
+- `rewards`: the reward-posterior interface, ICRM / BT / math-verify rewards, penalties, ensembles, `load_reward`;
+- `best_of_n`: `BestOfNSampler` and the exact over-optimization estimators;
+- `evaluation`: calibration and steerability metrics;
+- `data`: loaders, built-in and benchmark preference sets, math problems, the steerable set;
+- `utils`: the embedded default model, distributed helpers, generation, I/O and plots.
 
+`experiments` (best-of-N over-optimization, steerability benchmark, math GRPO recipe) and `scripts` (one module per
+`trl-icrm` command) build on the library and are never imported by it. Names are imported lazily, so `import
+trl_icrm` (and `trl-icrm --help`) does not load torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "trl_icrm.best_of_n": ["BestOfNOutput", "BestOfNSampler", "expected_best_of_n", "kl_bon"],
+    "trl_icrm.demonstrations": ["DemonstrationBank", "DemonstrationRenderer", "DemonstrationTemplate"],
+    "trl_icrm.modeling": ["ICRMSettings", "load_icrm_model"],
+    "trl_icrm.objective": ["icrm_loss"],
+    "trl_icrm.rewards": [
+        "EnsembleReward",
+        "ICRMReward",
+        "MathVerifyReward",
+        "RewardModel",
+        "RewardPosterior",
+        "SequenceClassifierReward",
+        "SupportsUncertainty",
+        "build_reward",
+        "load_reward",
+        "register_reward_kind",
+        "reward_model_kind",
+    ],
+    "trl_icrm.trainer": ["ICRMConfig", "ICRMRewardTrainer", "bt_config_from", "save_reward_model"],
+    "trl_icrm.utils.default_model": ["DEFAULT_MODEL", "default_model_path", "resolve_model_name_or_path"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "DEFAULT_MODEL",
     "BestOfNOutput",
     "BestOfNSampler",
+    "DemonstrationBank",
     "DemonstrationRenderer",
     "DemonstrationTemplate",
+    "EnsembleReward",
     "ICRMConfig",
     "ICRMReward",
     "ICRMRewardTrainer",
     "ICRMSettings",
     "MathVerifyReward",
+    "RewardModel",
+    "RewardPosterior",
     "SequenceClassifierReward",
     "SupportsUncertainty",
+    "bt_config_from",
     "build_reward",
     "default_model_path",
     "expected_best_of_n",
     "icrm_loss",
     "kl_bon",
     "load_icrm_model",
+    "load_reward",
+    "register_reward_kind",
     "resolve_model_name_or_path",
+    "reward_model_kind",
+    "save_reward_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'trl_icrm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .best_of_n import BestOfNOutput, BestOfNSampler, expected_best_of_n, kl_bon
+    from .demonstrations import DemonstrationBank, DemonstrationRenderer, DemonstrationTemplate
+    from .modeling import ICRMSettings, load_icrm_model
+    from .objective import icrm_loss
+    from .rewards import (
+        EnsembleReward,
+        ICRMReward,
+        MathVerifyReward,
+        RewardModel,
+        RewardPosterior,
+        SequenceClassifierReward,
+        SupportsUncertainty,
+        build_reward,
+        load_reward,
+        register_reward_kind,
+        reward_model_kind,
+    )
+    from .trainer import ICRMConfig, ICRMRewardTrainer, bt_config_from, save_reward_model
+    from .utils.default_model import DEFAULT_MODEL, default_model_path, resolve_model_name_or_path

@@ -35,7 +35,7 @@ def env_report() -> str:
     """Versions, compute device and the embedded default model's location, as printed by `trl-icrm env`."""
     import torch
 
-    from .default_model import DEFAULT_MODEL, EmbeddedModelNotInstalledError, converted_model_dir, gguf_path
+    from .utils.default_model import DEFAULT_MODEL, EmbeddedModelNotInstalledError, converted_model_dir, gguf_path
 
     lines = [f"- Python: {platform.python_version()} ({sys.executable})", f"- Platform: {platform.platform()}"]
     lines += [f"- {name}: {_version(name)}" for name in _REPORTED_DISTRIBUTIONS]
@@ -60,7 +60,7 @@ def env_report() -> str:
 
 def _env(args: argparse.Namespace) -> int:
     if args.convert:
-        from .default_model import default_model_path
+        from .utils.default_model import default_model_path
 
         default_model_path()
     print(env_report())
@@ -68,13 +68,13 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _bon(args: argparse.Namespace) -> int:
-    from .best_of_n_experiment import bon_main
+    from .experiments.best_of_n import bon_main
 
     return bon_main(args)
 
 
 def _steer_eval(args: argparse.Namespace) -> int:
-    from .steerability_experiment import steer_eval_main
+    from .experiments.steerability import steer_eval_main
 
     return steer_eval_main(args)
 
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     env = subcommands.add_parser("env", help="Print versions, the compute device and where the default model lives.")
     env.add_argument("--convert", action="store_true", help="Convert the embedded default model now if needed.")
     env.set_defaults(func=_env)
-    from .best_of_n_experiment import add_bon_arguments
-    from .steerability_experiment import add_steer_eval_arguments
+    from .experiments.best_of_n import add_bon_arguments
+    from .experiments.steerability import add_steer_eval_arguments
 
     experiments = (
         (

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from .default_model import resolve_model_name_or_path
+from ._trl_compat import pad
 from .demonstrations import DemonstrationTemplate
+from .utils.default_model import resolve_model_name_or_path
 
 
 ICRM_LABELS = {0: "reward", 1: "confidence"}
@@ -80,6 +81,23 @@ def is_peft_folder(path: str | os.PathLike) -> bool:
     return Path(path, "adapter_config.json").is_file()
 
 
+def model_locations(path: str | os.PathLike) -> tuple[str, str]:
+    """`(base_path, config_path)` of a resolved model folder: for a PEFT adapter folder, its base model and the folder
+    holding the config (the adapter's own `config.json` if saved with it, else the base model's); else `path` twice."""
+    path = os.fspath(path)
+    if not is_peft_folder(path):
+        return path, path
+    with open(Path(path, "adapter_config.json"), encoding="utf-8") as handle:
+        base_path = resolve_model_name_or_path(json.load(handle)["base_model_name_or_path"])
+    return base_path, path if Path(path, "config.json").is_file() else base_path
+
+
+def read_model_config(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False):
+    """The transformers config of a model folder, PEFT adapter folder (see [`model_locations`]) or hub id."""
+    _, config_path = model_locations(resolve_model_name_or_path(model_name_or_path))
+    return AutoConfig.from_pretrained(config_path, trust_remote_code=trust_remote_code)
+
+
 def prepare_tokenizer(tokenizer, model: PreTrainedModel | None = None):
     """Give the tokenizer a pad token (its eos for Llama-style tokenizers that have none, as TRL does) and tell the
     model's config, which a sequence classifier needs to find the last non-pad token."""
@@ -121,12 +139,7 @@ def load_icrm_model(
     model_init_kwargs.setdefault("dtype", torch.float32)
     model_init_kwargs.setdefault("use_safetensors", True)
     adapter = is_peft_folder(path)
-    if adapter:
-        with open(Path(path, "adapter_config.json"), encoding="utf-8") as handle:
-            base_path = resolve_model_name_or_path(json.load(handle)["base_model_name_or_path"])
-        config_path = path if Path(path, "config.json").is_file() else base_path
-    else:
-        base_path = config_path = path
+    base_path, config_path = model_locations(path)
     config = AutoConfig.from_pretrained(config_path, trust_remote_code=trust_remote_code)
     saved = getattr(config, "icrm", None)
     if saved is not None:
@@ -213,6 +226,16 @@ def classify_suffixes(
     positions = torch.arange(input_ids.shape[1], device=input_ids.device, dtype=torch.int32)
     last = ((input_ids != pad_token_id).int() * positions).argmax(-1)
     return head(hidden[torch.arange(len(input_ids), device=input_ids.device), last])
+
+
+def pad_right(
+    rows: Sequence[Sequence[int] | torch.Tensor], pad_token_id: int, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and attention mask of token rows, as TRL's reward collator pads them."""
+    rows = [torch.as_tensor(row, dtype=torch.long) for row in rows]
+    ids = pad(rows, padding_value=pad_token_id, padding_side="right")
+    mask = pad([torch.ones_like(row) for row in rows], padding_value=0, padding_side="right")
+    return ids.to(device) if device is not None else ids, mask.to(device) if device is not None else mask
 
 
 def split_heads(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,8 +13,8 @@ import torch.distributed as dist
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from trl_icrm.distributed import check_world_size, default_ddp_backend, destroy_process_group
-from trl_icrm.reward import ICRMReward
+from trl_icrm import ICRMReward
+from trl_icrm.utils.distributed import check_world_size, default_ddp_backend, destroy_process_group
 
 
 parser = argparse.ArgumentParser()

@@ -1,0 +1,496 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""Math word problems with verifiable integer answers, in TRL's prompt format.
+
+Two sources, one output schema:
+
+- [`make_arithmetic_problems`] builds grade-school arithmetic word problems offline from a seed. A problem is a short
+  story about one quantity (apples, money, train passengers, ...) that goes through 1 to several arithmetic steps
+  (add, subtract, multiply, divide exactly). Every row stores the arithmetic `expression` whose value is the answer, so
+  correctness can be re-checked independently. The train/test split of a problem is a fixed function of its text (a
+  hash), so the two splits are disjoint by construction, for every seed and size.
+- [`load_gsm8k_like`] loads any dataset with GSM8K's schema (`question`, and `answer` ending with `#### 42`) from the
+  hub, a local folder or a local JSON/JSONL/CSV/parquet file.
+
+Both give a `prompt` column (conversational `[{"role": "user", "content": ...}]` by default, or a plain string) that
+asks for brief reasoning and a final answer in `\\boxed{}`, and a `solution` column with the answer as a string
+(`"42"`), which TRL passes to reward functions such as [`~trl_icrm.rewards.math_verify.MathVerifyReward`] as `solution=[...]`.
+
+Example:
+
+```python
+>>> from trl_icrm.data.math_problems import make_arithmetic_problems
+>>> dataset = make_arithmetic_problems(num_train=8, num_test=4, seed=0)
+>>> dataset
+DatasetDict({
+    train: Dataset({
+        features: ['prompt', 'solution', 'question', 'expression', 'difficulty', 'family'],
+        num_rows: 8
+    })
+    test: Dataset({
+        features: ['prompt', 'solution', 'question', 'expression', 'difficulty', 'family'],
+        num_rows: 4
+    })
+})
+>>> row = dataset["train"][0]
+>>> row["prompt"][0]["role"], row["solution"] == str(eval(row["expression"].replace("/", "//")))
+('user', True)
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+DEFAULT_INSTRUCTION = (
+    "Solve the following math problem. Reason step by step, briefly, "
+    "then give the final answer as a number in \\boxed{{}}.\n\n{question}"
+)
+"""Prompt template of both sources; `{question}` is replaced by the problem text."""
+
+DEFAULT_DIFFICULTIES = (1, 2, 3, 4)
+"""Difficulty levels made by default: the number of arithmetic operations in the problem."""
+
+_NAMES = [
+    ("Sam", "he", "him", "his"),
+    ("Mia", "she", "her", "her"),
+    ("Leo", "he", "him", "his"),
+    ("Ava", "she", "her", "her"),
+    ("Omar", "he", "him", "his"),
+    ("Lena", "she", "her", "her"),
+    ("Ravi", "he", "him", "his"),
+    ("Yuki", "she", "her", "her"),
+    ("Tom", "he", "him", "his"),
+    ("Nora", "she", "her", "her"),
+]
+_FRIENDS = ["a friend", "a neighbor", "a classmate", "a cousin", "a teacher"]
+
+
+@dataclass(frozen=True)
+class ProblemFamily:
+    """Sentence templates of one kind of story about a single integer quantity.
+
+    Every template is a `str.format` string with the fields `{name}`, `{he}`, `{him}`, `{his}`, `{He}`, `{His}`,
+    `{friend}` ("a neighbor"), `{friend_noun}` ("neighbor") and the operands `{b}` (and `{c}` for group operations).
+    A step may list several alternative sentences (a tuple): one is drawn at random.
+
+    Args:
+        start: Opening sentence that sets the quantity to `{a}`.
+        add: Sentence that adds `{b}`.
+        subtract: Sentence that subtracts `{b}`.
+        add_groups: Sentence that adds `{b}` groups of `{c}` (two operations: `b * c` then `+`).
+        subtract_groups: Sentence that subtracts `{b}` groups of `{c}` (two operations).
+        multiply: Sentence that multiplies the quantity by `{b}`.
+        divide: Sentence that divides the quantity exactly by `{b}`.
+        question: Closing question about the quantity.
+        start_range: Inclusive range of the starting value.
+    """
+
+    start: str
+    add: str | tuple[str, ...]
+    subtract: str | tuple[str, ...]
+    add_groups: str | tuple[str, ...]
+    subtract_groups: str | tuple[str, ...]
+    multiply: str | tuple[str, ...]
+    divide: str | tuple[str, ...]
+    question: str
+    start_range: tuple[int, int] = (5, 60)
+
+
+FAMILIES: dict[str, ProblemFamily] = {
+    "apples": ProblemFamily(
+        start="{name} has {a} apples.",
+        add=("{He} picks {b} more apples from the tree.", "{His} {friend_noun} gives {him} {b} apples."),
+        subtract=("{He} gives {b} apples to {friend}.", "{He} eats {b} of the apples."),
+        add_groups="{He} buys {b} bags with {c} apples in each bag.",
+        subtract_groups="{He} gives {c} apples to each of {b} friends.",
+        multiply="At the market {he} trades them for {b} times as many apples as {he} has.",
+        divide="{He} splits all {his} apples equally into {b} baskets and keeps only one basket.",
+        question="How many apples does {name} have now?",
+    ),
+    "money": ProblemFamily(
+        start="{name} has ${a} in {his} wallet.",
+        add=("{He} earns ${b} for helping {friend}.", "{His} {friend_noun} gives {him} ${b}."),
+        subtract=("{He} spends ${b} on a book.", "{He} pays ${b} for a movie ticket.", "{He} lends ${b} to {friend}."),
+        add_groups="{He} sells {b} drawings for ${c} each.",
+        subtract_groups="{He} buys {b} notebooks that cost ${c} each.",
+        multiply="{His} grandmother gives {him} enough money to have {b} times as much as before.",
+        divide="{He} shares all {his} money equally among {b} people, {him}self included, and keeps {his} share.",
+        question="How many dollars does {name} have now?",
+        start_range=(10, 90),
+    ),
+    "train": ProblemFamily(
+        start="A train leaves the first station with {a} passengers.",
+        add=("At the next station, {b} passengers get on.", "{b} more passengers get on at a small town."),
+        subtract=("At the next station, {b} passengers get off.", "{b} passengers leave the train at the airport."),
+        add_groups="Then {b} groups of {c} passengers each get on.",
+        subtract_groups="Then {b} groups of {c} passengers each get off.",
+        multiply="At the big city station, the number of passengers becomes {b} times as large.",
+        divide="The train is split into {b} parts with the same number of passengers, and only one part goes on.",
+        question="How many passengers are on the train now?",
+        start_range=(10, 90),
+    ),
+    "library": ProblemFamily(
+        start="A school library has {a} books on a shelf.",
+        add=("The librarian puts {b} new books on the shelf.", "Students return {b} books to the shelf."),
+        subtract=("Students borrow {b} books from the shelf.", "The librarian removes {b} old books from the shelf."),
+        add_groups="The librarian adds {b} boxes of books with {c} books in each box.",
+        subtract_groups="{b} classes each borrow {c} books from the shelf.",
+        multiply="After a donation, the shelf holds {b} times as many books as before.",
+        divide="The books are shared equally among {b} shelves, and we look at one of those shelves.",
+        question="How many books are on that shelf now?",
+    ),
+    "bakery": ProblemFamily(
+        start="A baker makes {a} cookies in the morning.",
+        add=("In the afternoon, the baker makes {b} more cookies.", "A helper brings {b} more cookies."),
+        subtract=("Customers buy {b} cookies.", "The baker gives {b} cookies to {friend}."),
+        add_groups="The baker bakes {b} more trays with {c} cookies on each tray.",
+        subtract_groups="{b} customers each buy {c} cookies.",
+        multiply="For a party order, the baker ends up with {b} times as many cookies as before.",
+        divide="The baker packs all the cookies equally into {b} boxes and keeps one box in the shop.",
+        question="How many cookies are in the shop now?",
+    ),
+}
+"""The built-in problem families (the `family` column), by name."""
+
+# Operation kinds: name -> number of arithmetic operations it adds.
+_OPERATIONS = {"add": 1, "subtract": 1, "add_groups": 2, "subtract_groups": 2, "multiply": 1, "divide": 1}
+_MAX_VALUE = 1000
+
+
+@dataclass(frozen=True)
+class ArithmeticProblem:
+    """One generated word problem.
+
+    Args:
+        question: The problem text.
+        expression: Arithmetic expression (integers, `+ - * /` and parentheses) whose value is the answer; every
+            division in it is exact.
+        answer: The integer value of `expression`.
+        difficulty: Number of arithmetic operations in `expression`.
+        family: Name of the [`ProblemFamily`] the problem comes from.
+    """
+
+    question: str
+    expression: str
+    answer: int
+    difficulty: int
+    family: str
+
+
+def _divisors(value: int) -> list[int]:
+    return [d for d in range(2, 11) if value % d == 0]
+
+
+def generate_problem(
+    rng: random.Random, difficulty: int, family: str | None = None, families: Sequence[str] | None = None
+) -> ArithmeticProblem:
+    """Generates one word problem with exactly `difficulty` arithmetic operations.
+
+    Args:
+        rng: Random generator (the only source of randomness).
+        difficulty: Number of arithmetic operations, at least 1.
+        family: Name of the family to use; if `None`, one is drawn from `families`.
+        families: Names to draw from when `family` is `None` (default: all of [`FAMILIES`]).
+
+    Returns:
+        The problem; its `answer` equals the value of its `expression` and is a non-negative integer.
+
+    Example:
+
+    ```python
+    >>> import random
+    >>> from trl_icrm.data.math_problems import generate_problem
+    >>> problem = generate_problem(random.Random(0), difficulty=2, family="apples")
+    >>> problem.difficulty, problem.family
+    (2, 'apples')
+    ```
+    """
+    if difficulty < 1:
+        raise ValueError(f"`difficulty` must be at least 1, got {difficulty}.")
+    if family is None:
+        family = rng.choice(sorted(families or FAMILIES))
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown problem family {family!r}; known: {sorted(FAMILIES)}.")
+    template = FAMILIES[family]
+    name, he, him, his = rng.choice(_NAMES)
+    words = {"name": name, "he": he, "him": him, "his": his, "He": he.capitalize(), "His": his.capitalize()}
+
+    value = rng.randint(*template.start_range)
+    expression = str(value)
+    sentences = [template.start.format(a=value, **words)]
+    remaining, last_kind = difficulty, None
+    while remaining > 0:
+        # Never the same kind of step twice in a row (it would read like a repeated sentence).
+        kinds = [kind for kind, steps in _OPERATIONS.items() if steps <= remaining and kind != last_kind]
+        kind = rng.choice(kinds)
+        b = c = None
+        # Parenthesize a sum or difference before scaling it.
+        wrapped = (
+            f"({expression})" if last_kind in ("add", "subtract", "add_groups", "subtract_groups") else expression
+        )
+        if kind == "add":
+            b = rng.randint(2, 40)
+            new_value, new_expression = value + b, f"{expression} + {b}"
+        elif kind == "subtract":
+            if value < 3:
+                continue
+            b = rng.randint(1, min(value - 1, 40))
+            new_value, new_expression = value - b, f"{expression} - {b}"
+        elif kind == "add_groups":
+            b, c = rng.randint(2, 6), rng.randint(2, 12)
+            new_value, new_expression = value + b * c, f"{expression} + {b} * {c}"
+        elif kind == "subtract_groups":
+            pairs = [(b, c) for b in range(2, 7) for c in range(2, 13) if b * c < value]
+            if not pairs:
+                continue
+            b, c = rng.choice(pairs)
+            new_value, new_expression = value - b * c, f"{expression} - {b} * {c}"
+        elif kind == "multiply":
+            if value > 100:
+                continue
+            b = rng.randint(2, 5)
+            new_value, new_expression = value * b, f"{wrapped} * {b}"
+        else:  # divide
+            divisors = _divisors(value)
+            if not divisors:
+                continue
+            b = rng.choice(divisors)
+            new_value, new_expression = value // b, f"{wrapped} / {b}"
+        if new_value > _MAX_VALUE:
+            continue
+        friend = rng.choice(_FRIENDS)
+        sentence = getattr(template, kind)
+        if not isinstance(sentence, str):
+            sentence = rng.choice(sentence)
+        sentences.append(sentence.format(b=b, c=c, friend=friend, friend_noun=friend.split()[-1], **words))
+        value, expression, last_kind = new_value, new_expression, kind
+        remaining -= _OPERATIONS[kind]
+    sentences.append(template.question.format(**words))
+    return ArithmeticProblem(" ".join(sentences), expression, value, difficulty, family)
+
+
+def _split_of(question: str, test_fraction: float) -> str:
+    """The fixed split of a problem text: a hash of the text, so equal texts always land in the same split."""
+    digest = hashlib.sha256(question.encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+
+
+def make_prompt(question: str, conversational: bool = True, instruction: str = DEFAULT_INSTRUCTION) -> Any:
+    """The TRL prompt of a question: `[{"role": "user", "content": text}]`, or `text` if not `conversational`.
+
+    Example:
+
+    ```python
+    >>> from trl_icrm.data.math_problems import make_prompt
+    >>> make_prompt("What is 2 + 3?", instruction="{question} Answer in \\\\boxed{{}}.")
+    [{'role': 'user', 'content': 'What is 2 + 3? Answer in \\\\boxed{}.'}]
+    ```
+    """
+    text = instruction.format(question=question)
+    return [{"role": "user", "content": text}] if conversational else text
+
+
+def make_arithmetic_problems(
+    num_train: int = 1000,
+    num_test: int = 200,
+    difficulties: Sequence[int] = DEFAULT_DIFFICULTIES,
+    families: Sequence[str] | None = None,
+    seed: int = 0,
+    conversational: bool = True,
+    instruction: str = DEFAULT_INSTRUCTION,
+    test_fraction: float = 0.2,
+    split: str | None = None,
+):
+    """Generates arithmetic word problems as a `DatasetDict` with fixed, disjoint "train" and "test" splits.
+
+    Rows are balanced over `difficulties` (round robin, in the given order) and each row's family is drawn uniformly.
+    A problem goes to "test" if a hash of its text falls below `test_fraction`, else to "train"; duplicates are
+    dropped, so no problem text is in both splits or twice in one. The result depends only on the arguments.
+
+    Args:
+        num_train: Number of training problems.
+        num_test: Number of test problems.
+        difficulties: Difficulty levels (numbers of arithmetic operations) to make.
+        families: Names of the [`FAMILIES`] to use (default: all).
+        seed: Seed of the generator.
+        conversational: Whether `prompt` is a list of chat messages (TRL's conversational format) or a plain string.
+        instruction: Prompt template with a `{question}` field (other braces doubled).
+        test_fraction: Hash threshold that assigns problem texts to "test"; changing it changes the splits.
+        split: If given ("train" or "test"), only that split is returned, as a `Dataset`.
+
+    Returns:
+        `datasets.DatasetDict` with "train" and "test" (or one `datasets.Dataset` if `split` is given), with columns
+        `prompt`, `solution` (the integer answer as a string), `question`, `expression` (arithmetic whose value is the
+        answer), `difficulty` (int) and `family` (str).
+
+    Example:
+
+    ```python
+    >>> from trl_icrm.data.math_problems import make_arithmetic_problems
+    >>> test = make_arithmetic_problems(num_train=0, num_test=3, difficulties=[1], split="test", conversational=False)
+    >>> test.column_names
+    ['prompt', 'solution', 'question', 'expression', 'difficulty', 'family']
+    ```
+    """
+    from datasets import Dataset, DatasetDict
+
+    if not difficulties:
+        raise ValueError("`difficulties` must name at least one level.")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}.")
+    if split not in (None, "train", "test"):
+        raise ValueError(f"`split` must be None, 'train' or 'test', got {split!r}.")
+    wanted = {"train": num_train, "test": num_test}
+    rows: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    seen: set[str] = set()
+    rng = random.Random(seed)
+    # Round robin over difficulties per split, so each split is balanced on its own.
+    turn = {"train": 0, "test": 0}
+    attempts, max_attempts = 0, 200 * (num_train + num_test) + 1000
+    while any(len(rows[s]) < wanted[s] for s in rows):
+        attempts += 1
+        if attempts > max_attempts:
+            raise RuntimeError(
+                f"Could not generate {wanted} distinct problems with difficulties={list(difficulties)} and "
+                f"families={families}; ask for fewer."
+            )
+        # Draw the difficulty from the split that needs the most rows, relative to its size.
+        target = max(rows, key=lambda s: (wanted[s] - len(rows[s])) / max(wanted[s], 1))
+        difficulty = difficulties[turn[target] % len(difficulties)]
+        problem = generate_problem(rng, difficulty, families=families)
+        if problem.question in seen:
+            continue
+        seen.add(problem.question)
+        problem_split = _split_of(problem.question, test_fraction)
+        if problem_split != target or len(rows[problem_split]) >= wanted[problem_split]:
+            continue
+        turn[target] += 1
+        rows[problem_split].append(
+            {
+                "prompt": make_prompt(problem.question, conversational, instruction),
+                "solution": str(problem.answer),
+                "question": problem.question,
+                "expression": problem.expression,
+                "difficulty": problem.difficulty,
+                "family": problem.family,
+            }
+        )
+    dataset = DatasetDict({name: _rows_to_dataset(Dataset, rows[name], conversational) for name in ("train", "test")})
+    return dataset if split is None else dataset[split]
+
+
+def _rows_to_dataset(dataset_cls, rows: list[dict[str, Any]], conversational: bool):
+    from datasets import Features, Value
+
+    prompt = [{"role": Value("string"), "content": Value("string")}] if conversational else Value("string")
+    features = Features(
+        {
+            "prompt": prompt,
+            "solution": Value("string"),
+            "question": Value("string"),
+            "expression": Value("string"),
+            "difficulty": Value("int64"),
+            "family": Value("string"),
+        }
+    )
+    columns = {key: [row[key] for row in rows] for key in features}
+    return dataset_cls.from_dict(columns, features=features)
+
+
+def extract_gsm8k_answer(answer: str) -> str:
+    """The final answer of a GSM8K `answer` field: the text after the last `####`, without thousands separators.
+
+    Example:
+
+    ```python
+    >>> from trl_icrm.data.math_problems import extract_gsm8k_answer
+    >>> extract_gsm8k_answer("She pays 2 * 617 = <<2*617=1234>>1,234 dollars.\\n#### 1,234")
+    '1234'
+    ```
+    """
+    _, sep, tail = answer.rpartition("####")
+    if not sep:
+        raise ValueError(f"GSM8K answer has no '####' final answer: {answer[-80:]!r}")
+    return tail.strip().replace(",", "").replace("$", "").strip()
+
+
+def load_gsm8k_like(
+    path_or_name: str | Path,
+    split: str = "test",
+    name: str | None = None,
+    conversational: bool = True,
+    instruction: str = DEFAULT_INSTRUCTION,
+    num_rows: int | None = None,
+    **load_dataset_kwargs: Any,
+):
+    """Loads a dataset with GSM8K's schema and maps it to the columns of [`make_arithmetic_problems`].
+
+    The source needs a `question` column and an `answer` column whose final answer follows `####` (`"... #### 42"`).
+    It is read with `datasets.load_dataset`: a hub id (`"openai/gsm8k"`, whose config `"main"` is picked when `name` is
+    not given), a local dataset folder, or a local `.json`/`.jsonl`/`.csv`/`.parquet` file (then all rows form the
+    split `split`).
+
+    Args:
+        path_or_name: Hub id, local folder or local file.
+        split: Split to load.
+        name: Dataset config name (e.g. `"main"` or `"socratic"` for GSM8K).
+        conversational: Whether `prompt` is a list of chat messages or a plain string.
+        instruction: Prompt template with a `{question}` field.
+        num_rows: If given, only the first `num_rows` rows are kept.
+        **load_dataset_kwargs: Passed to `datasets.load_dataset` (e.g. `revision`, `cache_dir`).
+
+    Returns:
+        `datasets.Dataset` with the source columns plus `prompt` and `solution` (the number after `####`, commas
+        removed, as a string).
+
+    Example:
+
+    ```python
+    >>> from trl_icrm.data.math_problems import load_gsm8k_like
+    >>> gsm8k = load_gsm8k_like("openai/gsm8k", split="test", num_rows=100)  # doctest: +SKIP
+    >>> gsm8k[0]["solution"]  # doctest: +SKIP
+    '18'
+    ```
+    """
+    from ..data.loading import load_split
+
+    if (
+        name is None
+        and str(path_or_name).split("/")[-1].lower() == "gsm8k"
+        and not Path(path_or_name).expanduser().exists()
+    ):
+        name = "main"
+    dataset = load_split(path_or_name, split, name, **load_dataset_kwargs)
+    missing = {"question", "answer"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"{path_or_name} lacks the GSM8K column(s) {sorted(missing)}; it has {dataset.column_names}.")
+    if num_rows is not None:
+        dataset = dataset.select(range(min(num_rows, len(dataset))))
+
+    def to_prompt_format(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "prompt": make_prompt(row["question"], conversational, instruction),
+            "solution": extract_gsm8k_answer(row["answer"]),
+        }
+
+    return dataset.map(to_prompt_format)
+
+
+__all__: list[str] = [
+    "DEFAULT_DIFFICULTIES",
+    "DEFAULT_INSTRUCTION",
+    "FAMILIES",
+    "ArithmeticProblem",
+    "ProblemFamily",
+    "extract_gsm8k_answer",
+    "generate_problem",
+    "load_gsm8k_like",
+    "make_arithmetic_problems",
+    "make_prompt",
+]

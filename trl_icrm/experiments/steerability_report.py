@@ -1,0 +1,188 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""The steerability report: runs the metrics of `trl_icrm.evaluation.steerability` on evaluation sets and writes
+JSON, CSV and PNG plots (accuracy vs K, reliability diagrams, the conflict front).
+
+Example:
+
+```python
+from trl_icrm import ICRMReward
+from trl_icrm.experiments.steerability_report import evaluate_steerability
+
+results = evaluate_steerability(ICRMReward("icrm-model", allow_zero_shot=True), eval_sets, "outputs/steerability")
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..evaluation.calibration import expected_calibration_error, reliability_bins
+from ..evaluation.steerability import (
+    Pair,
+    accuracy_vs_k,
+    both_orders,
+    bt_accuracy,
+    hypervolume_2d,
+    mean_confidence_interval,
+    mixing_front,
+)
+from ..utils.io import pyplot, write_csv, write_json
+
+
+def _finish(fig, ax, path: str, xlabel: str, ylabel: str, title: str, legend_loc: str, unit_square: bool = True):
+    if unit_square:
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc=legend_loc)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return path
+
+
+def plot_accuracy_vs_k(
+    summary: Mapping[str, Mapping[int, Mapping[str, float]]],
+    path: str,
+    bt: Mapping[str, float] | None = None,
+    title: str = "Accuracy vs number of demonstrations",
+) -> str:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (group, by_k) in enumerate(sorted(summary.items())):
+        ks = sorted(by_k)
+        means = [by_k[k]["mean"] for k in ks]
+        errors = [[by_k[k]["mean"] - by_k[k]["low"] for k in ks], [by_k[k]["high"] - by_k[k]["mean"] for k in ks]]
+        color = f"C{i}"
+        ax.errorbar(ks, means, yerr=errors, marker="o", capsize=3, color=color, label=f"ICRM: {group}")
+        if bt is not None and group in bt:
+            ax.axhline(bt[group], color=color, linestyle="--", linewidth=1, label=f"BT: {group}")
+    ax.axhline(0.5, color="grey", linewidth=0.5)
+    ax.set_xscale("symlog", linthresh=1)
+    all_ks = sorted({k for by_k in summary.values() for k in by_k})
+    ax.set_xticks(all_ks)
+    ax.set_xticklabels([str(k) for k in all_ks])
+    ax.set_ylim(0, 1)
+    xlabel, ylabel = "demonstrations in context (K)", "pairwise accuracy (95% CI over draws)"
+    return _finish(fig, ax, path, xlabel, ylabel, title, "lower right", unit_square=False)
+
+
+def plot_reliability(bins: Sequence[Mapping[str, float]], path: str, ece: float, title: str) -> str:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="perfect calibration")
+    ax.bar(
+        [(b["lower"] + b["upper"]) / 2 for b in bins],
+        [b["frequency"] for b in bins],
+        width=[b["upper"] - b["lower"] for b in bins],
+        edgecolor="black",
+        alpha=0.6,
+        label="observed frequency",
+    )
+    ax.plot([b["confidence"] for b in bins], [b["frequency"] for b in bins], "o", color="C3", label="bin mean")
+    xlabel, ylabel = "predicted P(first preferred)", "frequency first preferred"
+    return _finish(fig, ax, path, xlabel, ylabel, f"{title} (ECE {ece:.3f})", "upper left")
+
+
+def plot_front(
+    mixing: Mapping[str, Any], path: str, groups: Sequence[str], bt_point: Sequence[float] | None = None
+) -> str:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    xs = [p["accuracy_a"] for p in mixing["points"]]
+    ys = [p["accuracy_b"] for p in mixing["points"]]
+    ax.plot(xs, ys, "o-", color="C0", label=f"ICRM, mixed contexts (HV {mixing['hypervolume']:.3f})")
+    for p in mixing["points"]:
+        ax.annotate(
+            f"w={p['w']:g}", (p["accuracy_a"], p["accuracy_b"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
+        )
+    if bt_point is not None:
+        ax.plot([bt_point[0]], [bt_point[1]], "s", color="C1", label=f"BT (HV {hypervolume_2d([bt_point]):.3f})")
+    xlabel, ylabel = f"accuracy on {groups[0]}", f"accuracy on {groups[1]}"
+    return _finish(fig, ax, path, xlabel, ylabel, f"w = share of {groups[0]} demonstrations", "lower left")
+
+
+def evaluate_steerability(
+    reward,
+    eval_sets: Mapping[str, tuple[Sequence[Pair], Mapping[str, Sequence[Pair]]]],
+    output_dir: str,
+    bt_reward: Callable[..., list[float]] | None = None,
+    ks: Sequence[int] = (0, 1, 2, 4, 8),
+    num_draws: int = 5,
+    conflict: tuple[str, str] | None = None,
+    conflict_set: str | None = None,
+    ratios: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    mix_k: int = 8,
+    mix_draws: int = 3,
+    ece_bins: int = 10,
+    seed: int = 0,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[str, Any]:
+    """Run every evaluation on each named evaluation set `(pairs, pools)` and write `steerability.json`,
+    `accuracy_vs_k.csv`, `accuracy_vs_k_<set>.png`, `reliability_<set>.png` and, with `conflict=(A, B)` (groups of
+    `conflict_set`), `conflict_front.png`. Returns the results written to JSON."""
+    os.makedirs(output_dir, exist_ok=True)
+    results: dict[str, Any] = {"ks": list(ks), "num_draws": num_draws, "seed": seed, "sets": {}}
+    csv_rows = []
+    for name, (pairs, pools) in eval_sets.items():
+        curve = accuracy_vs_k(reward, pairs, pools, ks, num_draws, seed, progress=progress)
+        bt = bt_accuracy(bt_reward, pairs) if bt_reward is not None else None
+        calibration = {}
+        for k, mu in curve["probabilities"].items():
+            probabilities, outcomes = both_orders(mu)
+            calibration[k] = {
+                "ece": expected_calibration_error(probabilities, outcomes, ece_bins),
+                "bins": reliability_bins(probabilities, outcomes, ece_bins),
+            }
+        k_max = max(ks)
+        plot_accuracy_vs_k(
+            curve["summary"], os.path.join(output_dir, f"accuracy_vs_k_{name}.png"), bt, f"Accuracy vs K ({name})"
+        )
+        plot_reliability(
+            calibration[k_max]["bins"],
+            os.path.join(output_dir, f"reliability_{name}.png"),
+            calibration[k_max]["ece"],
+            f"ICRM, K={k_max} ({name})",
+        )
+        overall = {}
+        for k in ks:
+            values = [
+                np.mean([r["accuracy"] for r in curve["rows"] if r["k"] == k and r["draw"] == d])
+                for d in sorted({r["draw"] for r in curve["rows"] if r["k"] == k})
+            ]
+            overall[k] = dict(zip(("mean", "low", "high"), mean_confidence_interval(values), strict=True))
+        results["sets"][name] = {
+            "num_pairs": len(pairs),
+            "summary": curve["summary"],
+            "mean_over_groups": overall,
+            "bt": bt,
+            "calibration": calibration,
+        }
+        csv_rows += [{"set": name, **row} for row in curve["rows"]]
+    write_csv(csv_rows, os.path.join(output_dir, "accuracy_vs_k.csv"))
+    if conflict is not None:
+        conflict_set = conflict_set or next(iter(eval_sets))
+        pairs, pools = eval_sets[conflict_set]
+        a, b = conflict
+        pairs_a = [p for p in pairs if p["group"] == a]
+        pairs_b = [p for p in pairs if p["group"] == b]
+        mixing = mixing_front(reward, pairs_a, pairs_b, pools[a], pools[b], ratios, mix_k, mix_draws, seed)
+        bt_point = None
+        if bt_reward is not None:
+            bt_groups = results["sets"][conflict_set]["bt"]  # the same pairs, already scored
+            bt_point = (bt_groups[a], bt_groups[b])
+            mixing["bt_point"] = list(bt_point)
+            mixing["bt_hypervolume"] = hypervolume_2d([bt_point])
+        plot_front(mixing, os.path.join(output_dir, "conflict_front.png"), conflict, bt_point)
+        results["conflict"] = {"groups": list(conflict), "set": conflict_set, **mixing}
+    write_json(results, os.path.join(output_dir, "steerability.json"))
+    return results
+
+
+__all__ = ["evaluate_steerability", "plot_accuracy_vs_k", "plot_front", "plot_reliability"]

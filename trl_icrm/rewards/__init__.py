@@ -1,0 +1,50 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""Reward models on one reward-posterior interface, their penalties and ensembles, and the registry that loads them.
+
+- `base`: [`RewardPosterior`] and [`RewardModel`] (every model: `score(...) -> RewardPosterior`, callable as a TRL
+  reward function);
+- `icrm`, `classifier`, `math_verify`: ICRM, a BT sequence classifier, math-verify correctness;
+- `penalties`, `ensemble`: uncertainty penalties and ensembles, written once for every model;
+- `registry`: [`load_reward`] by saved kind or name.
+"""
+
+from .base import RewardModel, RewardPosterior, SupportsUncertainty, columns_only, supports_uncertainty
+from .classifier import SequenceClassifierReward
+from .ensemble import EnsembleReward
+from .icrm import ICRMReward
+from .math_verify import MathVerifyReward, completion_text
+from .penalties import (
+    ENSEMBLE_METHODS,
+    PENALTIES,
+    aggregate_ensemble,
+    check_penalty,
+    combine_rewards,
+    penalized_reward,
+)
+from .registry import REWARD_KINDS, RewardKind, build_reward, load_reward, register_reward_kind, reward_model_kind
+
+
+__all__ = [
+    "ENSEMBLE_METHODS",
+    "PENALTIES",
+    "REWARD_KINDS",
+    "EnsembleReward",
+    "ICRMReward",
+    "MathVerifyReward",
+    "RewardKind",
+    "RewardModel",
+    "RewardPosterior",
+    "SequenceClassifierReward",
+    "SupportsUncertainty",
+    "aggregate_ensemble",
+    "build_reward",
+    "check_penalty",
+    "columns_only",
+    "combine_rewards",
+    "completion_text",
+    "load_reward",
+    "penalized_reward",
+    "register_reward_kind",
+    "reward_model_kind",
+    "supports_uncertainty",
+]

@@ -1,0 +1,133 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""One registry of reward kinds: [`load_reward`] turns a saved model (or a built-in name) into its reward function.
+
+A saved reward model says what it is in its config: an ICRM model has `icrm` settings, a conventional BT model is a
+one-output sequence classifier. [`reward_model_kind`] reads that; [`load_reward`] returns the matching reward model
+(`ICRMReward`, `SequenceClassifierReward`) or, for the name `"verifier"`, the math-verify correctness reward. A new
+kind of reward model registers itself once with [`register_reward_kind`] and is then loadable everywhere
+(`trl-icrm grpo --reward`, `trl-icrm bon --reward_model_name_or_path`, the experiments).
+
+Example:
+
+```python
+from trl_icrm import load_reward
+
+reward = load_reward("outputs/math-icrm", penalty="lcb")  # an ICRMReward: the kind is read from the saved config
+verifier = load_reward("verifier")                           # math-verify correctness, no model
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RewardKind:
+    """How to recognize and load one kind of saved reward model.
+
+    Attributes:
+        name: The kind's name (`"icrm"`, `"bt"`, ...).
+        detect: Whether a saved model's transformers config is of this kind.
+        load: `load(model_name_or_path, **kwargs)` -> the reward model.
+        description: One line for error messages and `--help`.
+    """
+
+    name: str
+    detect: Callable[[Any], bool]
+    load: Callable[..., Any]
+    description: str = ""
+
+
+REWARD_KINDS: dict[str, RewardKind] = {}
+"""Registered kinds of saved reward models, in detection order."""
+
+NAMED_REWARDS = ("verifier",)
+"""Rewards loaded by name, without a model."""
+
+
+def register_reward_kind(kind: RewardKind, first: bool = False) -> None:
+    """Register (or replace) a kind of saved reward model; `first` puts its detection before the others'."""
+    others = {name: value for name, value in REWARD_KINDS.items() if name != kind.name}
+    REWARD_KINDS.clear()
+    REWARD_KINDS.update({kind.name: kind, **others} if first else {**others, kind.name: kind})
+
+
+def _load_icrm(path: str | os.PathLike, **kwargs: Any):
+    from .icrm import ICRMReward
+
+    return ICRMReward(path, **kwargs)
+
+
+def _load_classifier(path: str | os.PathLike, **kwargs: Any):
+    from .classifier import SequenceClassifierReward
+
+    return SequenceClassifierReward(path, **kwargs)
+
+
+register_reward_kind(
+    RewardKind("icrm", lambda config: getattr(config, "icrm", None) is not None, _load_icrm, "ICRM reward model")
+)
+register_reward_kind(
+    RewardKind(
+        "bt",
+        lambda config: getattr(config, "num_labels", None) == 1,
+        _load_classifier,
+        "Bradley-Terry sequence classifier (trl.RewardTrainer)",
+    )
+)
+
+
+def reward_model_kind(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> str:
+    """The registered kind of a saved reward model (folder, PEFT adapter folder or hub id), read from its config."""
+    from ..modeling import read_model_config
+
+    config = read_model_config(model_name_or_path, trust_remote_code=trust_remote_code)
+    for kind in REWARD_KINDS.values():
+        if kind.detect(config):
+            return kind.name
+    known = ", ".join(f"{name} ({kind.description})" for name, kind in REWARD_KINDS.items())
+    raise ValueError(
+        f"{model_name_or_path} is none of the known kinds of reward model: {known}. Say which it is with `kind=` "
+        "(`--reward_kind`)."
+    )
+
+
+def load_reward(name_or_path: str | os.PathLike, kind: str = "auto", **kwargs: Any):
+    """The reward function of a saved reward model, or of a named reward (`"verifier"`).
+
+    Args:
+        name_or_path: A reward model folder, PEFT adapter folder or hub id; or `"verifier"` (math-verify).
+        kind: A registered kind (`"icrm"`, `"bt"`, ...) or `"auto"` ([`reward_model_kind`]).
+        **kwargs: Passed to the reward model (e.g. `penalty`, `name`, `fixed_demonstrations` for ICRM).
+    """
+    if str(name_or_path) in NAMED_REWARDS or kind == "verifier":
+        from .math_verify import MathVerifyReward
+
+        return MathVerifyReward(**kwargs)
+    if kind == "auto":
+        kind = reward_model_kind(name_or_path, trust_remote_code=kwargs.get("trust_remote_code", False))
+    if kind not in REWARD_KINDS:
+        raise ValueError(f"Unknown reward kind {kind!r}; choose 'auto', one of {list(REWARD_KINDS)} or 'verifier'.")
+    return REWARD_KINDS[kind].load(name_or_path, **kwargs)
+
+
+def build_reward(kind: str, model_name_or_path: str | None = None, **kwargs: Any):
+    """A reward by kind (`"icrm"`, `"bt"`, `"verifier"`) and model; the same as [`load_reward`] with `kind=`."""
+    if kind != "verifier" and model_name_or_path is None:
+        raise ValueError(f"The {kind!r} reward needs a reward model (`model_name_or_path`).")
+    return load_reward(model_name_or_path or kind, kind=kind, **kwargs)
+
+
+__all__ = [
+    "NAMED_REWARDS",
+    "REWARD_KINDS",
+    "RewardKind",
+    "build_reward",
+    "load_reward",
+    "register_reward_kind",
+    "reward_model_kind",
+]

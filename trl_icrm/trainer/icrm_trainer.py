@@ -1,0 +1,597 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""[`ICRMRewardTrainer`]: trains a Variational In-Context Reward Model on the machinery of `trl.RewardTrainer`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from torch.utils.data import Sampler
+from transformers import AutoTokenizer, PreTrainedModel, TrainerCallback
+from transformers.modeling_outputs import SequenceClassifierOutputWithPast
+from trl import RewardTrainer
+
+from .._trl_compat import check_reward_trainer, data_collator_mixin, preference_collator
+from ..demonstrations import DemonstrationRenderer, QueryTooLongError, draw_k, sample_without_replacement, seeded_rng
+from ..evaluation.calibration import expected_calibration_error
+from ..modeling import (
+    ICRMSettings,
+    classify_suffixes,
+    encode_prefix,
+    load_icrm_model,
+    pad_right,
+    prepare_tokenizer,
+    split_heads,
+)
+from ..objective import icrm_loss
+from .icrm_config import ICRMConfig
+
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = ["chosen_ids", "rejected_ids", "icrm_index", "icrm_pool", "icrm_label", "icrm_unit"]
+
+
+class UnitShuffleSampler(Sampler[int]):
+    """Yields the rows of each unit (e.g. a pair and its flipped twin) one after another, units in a random order that
+    is new on every pass (seeded): batches keep the rows of a unit together."""
+
+    def __init__(self, units: Sequence[Hashable], seed: int = 0):
+        members: dict[Hashable, list[int]] = defaultdict(list)
+        for i, unit in enumerate(units):
+            members[unit].append(i)
+        self.units = list(members.values())
+        self.seed = seed
+        self.passes = 0
+        self.num_rows = len(units)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __iter__(self) -> Iterator[int]:
+        order = seeded_rng(self.seed, self.passes).permutation(len(self.units))
+        self.passes += 1
+        for u in order:
+            yield from self.units[u]
+
+
+@dataclass
+class DemonstrationPool:
+    """The demonstrations one prepared dataset offers: each row's own rendered tokens, indexed by group."""
+
+    demonstrations: Dataset  # one column, "demo_ids"
+    groups: list[str]
+    members: dict[str, np.ndarray]
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> DemonstrationPool:
+        """The pool of a prepared dataset (its `demo_ids` and `icrm_group` columns)."""
+        groups = dataset["icrm_group"]
+        members = defaultdict(list)
+        for i, g in enumerate(groups):
+            members[g].append(i)
+        return cls(dataset.select_columns(["demo_ids"]), groups, {g: np.asarray(m) for g, m in members.items()})
+
+    def draw(self, index: int, rng: np.random.Generator, min_k: int, max_k: int) -> list[list[int]]:
+        """K ~ U{min_k..max_k} demonstrations of row `index`'s group, never the row itself."""
+        candidates = self.members[self.groups[index]]
+        candidates = candidates[candidates != index]
+        chosen = sample_without_replacement(candidates, draw_k(rng, min_k, max_k, len(candidates)), rng)
+        return [self.demonstrations[int(j)]["demo_ids"] for j in chosen]
+
+
+@dataclass
+class DataCollatorForICRM(data_collator_mixin()):
+    """Draws each pair's demonstrations, assembles both sides under the length policy and pads like TRL.
+
+    Draws are seeded by (seed, epoch, pool, row): repeatable, independent of batch composition, and new each epoch
+    for the training pool (evaluation pools ignore the epoch). Returns TRL's preference batch (`input_ids`,
+    `attention_mask`: chosen rows first, then rejected) plus `icrm_labels`, `icrm_num_demonstrations`,
+    `icrm_num_dropped` and `icrm_prefix_lengths` (tokens the two sides of a pair share).
+    """
+
+    renderer: DemonstrationRenderer
+    pad_token_id: int
+    min_demonstrations: int = 0
+    max_demonstrations: int = 8
+    max_length: int | None = None
+    seed: int = 0
+    pad_to_multiple_of: int | None = None
+    epoch: int = 0
+    train_pool: str = "train"
+    return_tensors: str = "pt"
+    pools: dict[str, DemonstrationPool] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, renderer: DemonstrationRenderer, pad_token_id: int, args: ICRMConfig) -> DataCollatorForICRM:
+        """The collator of an [`ICRMConfig`]: its demonstration range, length bound, seed and padding multiple."""
+        return cls(
+            renderer=renderer,
+            pad_token_id=pad_token_id,
+            min_demonstrations=args.min_demonstrations,
+            max_demonstrations=args.max_demonstrations,
+            max_length=args.max_length,
+            seed=args.seed if args.demonstration_seed is None else args.demonstration_seed,
+            pad_to_multiple_of=args.pad_to_multiple_of if isinstance(args.pad_to_multiple_of, int) else None,
+        )
+
+    def rng(self, pool: str, index: int) -> np.random.Generator:
+        epoch = self.epoch if pool == self.train_pool else 0
+        return seeded_rng(self.seed, epoch, pool, int(index))
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        pairs, labels, kept, dropped, prefix_lengths = [], [], [], [], []
+        for example in examples:
+            pool_name, index = example["icrm_pool"], int(example["icrm_index"])
+            demonstrations = self.pools[pool_name].draw(
+                index, self.rng(pool_name, index), self.min_demonstrations, self.max_demonstrations
+            )
+            pair = self.renderer.assemble_pair(
+                example["chosen_ids"],
+                example["rejected_ids"],
+                demonstrations,
+                self.max_length,
+                name=f"{pool_name} example {index}",
+            )
+            pairs.append({"chosen_ids": pair.chosen_ids, "rejected_ids": pair.rejected_ids})
+            labels.append(example["icrm_label"])
+            kept.append(pair.num_demonstrations)
+            dropped.append(pair.num_dropped)
+            prefix_lengths.append(pair.prefix_length)
+        batch = preference_collator(self.pad_token_id, self.pad_to_multiple_of).torch_call(pairs)
+        batch["icrm_labels"] = torch.tensor(labels, dtype=torch.float)
+        batch["icrm_num_demonstrations"] = torch.tensor(kept)
+        batch["icrm_num_dropped"] = torch.tensor(dropped)
+        batch["icrm_prefix_lengths"] = torch.tensor(prefix_lengths)
+        return batch
+
+
+class _RedrawDemonstrationsEachEpoch(TrainerCallback):
+    def __init__(self, collator: DataCollatorForICRM):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = int(state.epoch or 0)
+
+
+@contextlib.contextmanager
+def _single_label_view(model: PreTrainedModel):
+    """`trl.RewardTrainer` checks that a model instance has `num_labels == 1`; an ICRM model has two heads by design.
+    Show it one label for the duration of the parent's `__init__`, then restore the two."""
+    config = model.config
+    id2label, label2id = config.id2label, config.label2id
+    config.id2label, config.label2id = {0: id2label[0]}, {id2label[0]: 0}
+    try:
+        yield
+    finally:
+        config.id2label, config.label2id = id2label, label2id
+
+
+def _check_args(args: ICRMConfig | None, model: str | PreTrainedModel) -> ICRMConfig:
+    """`args`, or a default `ICRMConfig("<model>-ICRM")`; anything but an `ICRMConfig` is an error."""
+    if args is None:
+        name = model if isinstance(model, str) else model.config._name_or_path
+        return ICRMConfig(f"{os.path.basename(str(name).rstrip('/')).replace(':', '-')}-ICRM")
+    if not isinstance(args, ICRMConfig):
+        raise TypeError(f"`args` must be an ICRMConfig, got {type(args).__name__}.")
+    return args
+
+
+def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_class):
+    """(model, tokenizer, settings): a model path loaded with a two-output head (seeded), or a loaded model checked
+    against the settings in `args`."""
+    settings = args.icrm_settings()
+    if isinstance(model, (str, os.PathLike)):
+        from transformers import set_seed
+
+        set_seed(args.seed)  # the new heads are random: make them reproducible
+        model, tokenizer = load_icrm_model(
+            model, settings, trust_remote_code=args.trust_remote_code, **dict(args.model_init_kwargs or {})
+        )
+        args.model_init_kwargs = None  # consumed here
+        processing_class = processing_class or tokenizer
+    elif getattr(model.config, "num_labels", None) != 2:
+        raise ValueError(
+            f"An ICRM model has two outputs (reward, confidence); got num_labels={model.config.num_labels}. "
+            "Load it with `trl_icrm.modeling.load_icrm_model` or pass a model path."
+        )
+    elif getattr(model.config, "icrm", None) is None:
+        settings.save_to_config(model.config)
+    elif ICRMSettings.from_config(model.config) != settings:
+        raise ValueError(
+            "The model's saved ICRM settings differ from those in `args`; a model keeps the settings it was "
+            f"trained with. Model: {ICRMSettings.from_config(model.config)}; args: {settings}."
+        )
+    if processing_class is None:
+        processing_class = AutoTokenizer.from_pretrained(
+            model.config._name_or_path, trust_remote_code=args.trust_remote_code
+        )
+    prepare_tokenizer(processing_class, model)
+    return model, processing_class, settings
+
+
+def _use_sequence_classification(peft_config) -> None:
+    """An ICRM model is a sequence classifier: its PEFT task type must be SEQ_CLS so the heads train and save."""
+    task_type = getattr(peft_config, "task_type", None)
+    if peft_config is None or task_type == "SEQ_CLS":
+        return
+    if task_type is not None:
+        logger.warning(
+            "An ICRM model is a sequence classifier: PEFT task_type %s is replaced by SEQ_CLS so that the two heads "
+            "are trained and saved with the adapter.",
+            task_type,
+        )
+    peft_config.task_type = "SEQ_CLS"
+
+
+def _check_preference_columns(dataset, args: ICRMConfig, dataset_name: str) -> None:
+    """A map-style dataset with preference pairs, a group column and (for training) the batch-together column."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"ICRMRewardTrainer needs a map-style `datasets.Dataset` for {dataset_name} (demonstrations are drawn "
+            f"by index), got {type(dataset).__name__}."
+        )
+    columns = dataset.column_names
+    if "icrm_pool" in columns:
+        return
+    together = args.batch_together_column if dataset_name == "train" else None
+    if together is not None and together not in columns:
+        raise ValueError(f"The {dataset_name} dataset lacks `batch_together_column={together!r}` (has {columns}).")
+    missing = [c for c in ("chosen", "rejected", args.group_column) if c not in columns]
+    if missing:
+        raise ValueError(
+            f"The {dataset_name} dataset lacks the column(s) {missing} (has {columns}). ICRM needs preference "
+            f"pairs (prompt/chosen/rejected) and a group column (`group_column={args.group_column!r}`) naming the "
+            "preference distribution each pair comes from."
+        )
+
+
+def _apply_length_policy(dataset: Dataset, args: ICRMConfig, dataset_name: str) -> Dataset:
+    """Pairs whose longer side alone exceeds `max_length`: an error naming the first, or dropped (`"skip"`)."""
+    if args.max_length is None:
+        return dataset
+    lengths = [max(len(c), len(r)) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
+    overlong = [i for i, n in enumerate(lengths) if n > args.max_length]
+    if not overlong:
+        return dataset
+    if args.overlong_query == "error":
+        i = overlong[0]
+        raise QueryTooLongError(
+            f"{len(overlong)} pair(s) of the {dataset_name} dataset are longer than max_length="
+            f"{args.max_length} without any demonstration, e.g. row {i} ({lengths[i]} tokens, prompt "
+            f"{str(dataset[i].get('prompt'))[:80]!r}). The query is never cut: raise max_length, filter "
+            "these rows, or set overlong_query='skip' to drop them."
+        )
+    logger.warning("Skipping %d overlong pair(s) of the %s dataset.", len(overlong), dataset_name)
+    dataset = dataset.select([i for i, n in enumerate(lengths) if n <= args.max_length])
+    return dataset.map(lambda _, i: {"icrm_index": i}, with_indices=True)
+
+
+def _check_group_sizes(groups: Sequence[str], args: ICRMConfig, dataset_name: str) -> None:
+    """Every group offers `min_demonstrations` other pairs (an error otherwise); a warning names groups that cannot
+    offer `max_demonstrations`."""
+    sizes = Counter(groups)
+    too_small = {g: n for g, n in sizes.items() if n - 1 < args.min_demonstrations}
+    if too_small:
+        raise ValueError(
+            f"Groups of the {dataset_name} dataset with too few pairs for min_demonstrations="
+            f"{args.min_demonstrations} (each pair needs that many others of its group): {too_small}."
+        )
+    capped = {g: n for g, n in sizes.items() if n - 1 < args.max_demonstrations}
+    if capped:
+        logger.warning(
+            "Groups of the %s dataset smaller than max_demonstrations + 1 draw at most (size - 1): %s",
+            dataset_name,
+            capped,
+        )
+
+
+class ICRMRewardTrainer(RewardTrainer):
+    """
+    Trainer for Variational In-Context Reward Models (ICRM).
+
+    A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (each pair gets demonstrations of its
+    own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.objective.icrm_loss`]) and the metrics
+    (accuracy, accuracy by number of demonstrations, mean mu and tau, expected calibration error). The model is an
+    `AutoModelForSequenceClassification` with two outputs (reward, confidence); PEFT works through `peft_config` as
+    in TRL.
+
+    Example:
+
+    ```python
+    from datasets import Dataset
+    from trl_icrm import ICRMConfig, ICRMRewardTrainer
+
+    dataset = Dataset.from_list(
+        [
+            {"prompt": "Describe the sea.", "chosen": "Blue.", "rejected": "The sea is vast and deep.", "group": "concise"},
+            {"prompt": "Describe the sea.", "chosen": "The sea is vast and deep.", "rejected": "Blue.", "group": "detailed"},
+            ...,
+        ]
+    )
+    trainer = ICRMRewardTrainer(
+        model="embedded:SmolLM2-135M-Instruct",
+        args=ICRMConfig(output_dir="icrm-model", max_demonstrations=4),
+        train_dataset=dataset,
+    )
+    trainer.train()
+    ```
+
+    Args:
+        model (`str` or [`~transformers.PreTrainedModel`]):
+            A causal-LM backbone or an ICRM model (path, hub id, or `"embedded:SmolLM2-135M-Instruct"`), loaded with a
+            two-output head, or an instantiated `AutoModelForSequenceClassification` with `num_labels=2`.
+        args ([`ICRMConfig`], *optional*):
+            Configuration; defaults to `ICRMConfig("<model>-ICRM")`.
+        train_dataset ([`~datasets.Dataset`]):
+            Preference pairs (`prompt`/`chosen`/`rejected`, standard or conversational) with a group column.
+        eval_dataset ([`~datasets.Dataset`] or `dict[str, Dataset]`, *optional*):
+            Pairs for evaluation; demonstrations are drawn from the same evaluation set and group.
+        peft_config ([`~peft.PeftConfig`], *optional*):
+            PEFT configuration (e.g. LoRA); `task_type` defaults to `"SEQ_CLS"` so the heads are trained and saved.
+        Other arguments are those of [`~trl.RewardTrainer`].
+    """
+
+    _tag_names = ["trl", "reward-trainer", "icrm"]
+    _name = "ICRM"
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        args: ICRMConfig | None = None,
+        data_collator: DataCollatorForICRM | None = None,
+        train_dataset: Dataset | None = None,
+        eval_dataset: Dataset | dict[str, Dataset] | None = None,
+        processing_class=None,
+        compute_metrics: Callable | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple = (None, None),
+        optimizer_cls_and_kwargs: tuple | None = None,
+        preprocess_logits_for_metrics: Callable | None = None,
+        peft_config=None,
+    ):
+        args = _check_args(args, model)
+        model, processing_class, settings = _load_icrm_model(model, args, processing_class)
+        _use_sequence_classification(peft_config)
+        self._icrm_settings = settings
+        self._icrm_renderer = DemonstrationRenderer(processing_class, settings.template)
+        self._icrm_collator = data_collator or DataCollatorForICRM.from_config(
+            self._icrm_renderer, processing_class.pad_token_id, args
+        )
+        self._eval_records: dict[str, list[torch.Tensor]] = defaultdict(list)
+
+        with _single_label_view(model):
+            super().__init__(
+                model=model,
+                args=args,
+                data_collator=self._icrm_collator,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                compute_metrics=compute_metrics,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+                preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+                peft_config=peft_config,
+            )
+        check_reward_trainer(self)
+        self.add_callback(_RedrawDemonstrationsEachEpoch(self._icrm_collator))
+        self._share_prefix = self._resolve_prefix_sharing(args.share_demonstration_prefix)
+
+    def _resolve_prefix_sharing(self, wanted: bool | None) -> bool:
+        """Whether pairs are scored with their shared demonstration prefix encoded once (see `ICRMConfig`)."""
+        blockers = [
+            reason
+            for reason, present in (
+                ("more than one process", self.accelerator.num_processes > 1),
+                ("DeepSpeed or FSDP", self.is_deepspeed_enabled or self.is_fsdp_enabled),
+                ("gradient checkpointing", bool(self.args.gradient_checkpointing)),
+            )
+            if present
+        ]
+        if wanted is None:
+            return not blockers and self.accelerator.device.type == "cpu"
+        if wanted and blockers:
+            logger.warning("share_demonstration_prefix is off: not supported with %s.", ", ".join(blockers))
+            return False
+        return wanted
+
+    def _shared_prefix_logits(
+        self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Two-head outputs of TRL's preference batch (chosen rows, then rejected), with each pair's shared prefix
+        encoded once: the same values as the batched forward, without padding one pair to another."""
+        pad_token_id = self.processing_class.pad_token_id
+        num_pairs = len(prefix_lengths)
+        logits: list[torch.Tensor] = []
+        for i, length in enumerate(prefix_lengths.tolist()):
+            rows = [input_ids[j][attention_mask[j].bool()] for j in (i, num_pairs + i)]
+            suffixes, mask = pad_right([row[length:] for row in rows], pad_token_id)
+            cache = encode_prefix(model, rows[0][:length]) if length else None
+            logits.append(classify_suffixes(model, suffixes, mask, pad_token_id, cache))
+        return torch.cat([torch.stack([pair[0] for pair in logits]), torch.stack([pair[1] for pair in logits])])
+
+    # Data
+    def _prepare_dataset(self, dataset, processing_class, args: ICRMConfig, dataset_name: str) -> Dataset:
+        """TRL's dataset hook: tokenize the pairs and their own demonstrations, apply the length policy, check the
+        groups, and register the dataset's demonstration pool with the collator (demonstrations are drawn from it
+        by row index when batches are collated)."""
+        _check_preference_columns(dataset, args, dataset_name)
+        if "icrm_pool" in dataset.column_names:  # already prepared
+            return dataset
+        dataset = self._encode_pairs(dataset, args, dataset_name)
+        dataset = _apply_length_policy(dataset, args, dataset_name)
+        _check_group_sizes(dataset["icrm_group"], args, dataset_name)
+        self._icrm_collator.pools[dataset_name] = DemonstrationPool.from_dataset(dataset)
+        return dataset.remove_columns([c for c in dataset.column_names if c not in _COLUMNS])
+
+    def _encode_pairs(self, dataset: Dataset, args: ICRMConfig, dataset_name: str) -> Dataset:
+        """Token ids of both responses and of the pair as a demonstration, with its index, group, label and unit."""
+        renderer, group_column, label_column = self._icrm_renderer, args.group_column, args.label_column
+        has_labels = label_column in dataset.column_names
+        together = args.batch_together_column if dataset_name == "train" else None
+
+        def encode(example: dict[str, Any], index: int) -> dict[str, Any]:
+            prompt = example.get("prompt")
+            demonstration = {
+                "prompt": "" if prompt is None else prompt,
+                **{k: example[k] for k in ("chosen", "rejected")},
+            }
+            return {
+                "chosen_ids": renderer.encode_query(prompt, example["chosen"]),
+                "rejected_ids": renderer.encode_query(prompt, example["rejected"]),
+                "demo_ids": renderer.encode_demonstration(demonstration),
+                "icrm_index": index,
+                "icrm_group": str(example[group_column]),
+                "icrm_pool": dataset_name,
+                "icrm_label": float(example[label_column]) if has_labels else 1.0,
+                **({"icrm_unit": str(example[together])} if together else {}),
+            }
+
+        dataset = dataset.map(
+            encode, with_indices=True, num_proc=args.dataset_num_proc, desc=f"Tokenizing {dataset_name} dataset"
+        )
+        if has_labels and any(not 0.0 <= z <= 1.0 for z in dataset["icrm_label"]):
+            raise ValueError(f"Column {label_column!r} of the {dataset_name} dataset must hold labels in [0, 1].")
+        return dataset
+
+    def _get_train_sampler(self, train_dataset: Dataset | None = None):
+        train_dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.batch_together_column is None or "icrm_unit" not in train_dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        return UnitShuffleSampler(train_dataset["icrm_unit"], seed=self.args.seed)
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = list(_COLUMNS)
+
+    # Loss and metrics
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        labels = inputs.pop("icrm_labels")
+        num_demonstrations = inputs.pop("icrm_num_demonstrations")
+        num_dropped = inputs.pop("icrm_num_dropped")
+        prefix_lengths = inputs.pop("icrm_prefix_lengths", None)
+        if self._share_prefix and prefix_lengths is not None:
+            logits = self._shared_prefix_logits(model, inputs["input_ids"], inputs["attention_mask"], prefix_lengths)
+            outputs = SequenceClassifierOutputWithPast(logits=logits)
+        else:
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+        rewards, confidence_logits = split_heads(outputs.logits)
+        rewards_chosen, rewards_rejected = rewards.chunk(2)
+        confidence_chosen, confidence_rejected = confidence_logits.chunk(2)
+        settings = self._icrm_settings
+        out = icrm_loss(
+            rewards_chosen,
+            rewards_rejected,
+            confidence_chosen,
+            confidence_rejected,
+            labels.to(rewards.dtype),
+            prior_alpha=settings.prior_alpha,
+            prior_beta=settings.prior_beta,
+            kl_coef=settings.kl_coef,
+            eps=settings.eps,
+        )
+        loss = out.loss
+        if self.args.center_rewards_coefficient is not None:
+            loss = loss + self.args.center_rewards_coefficient * torch.mean((rewards_chosen + rewards_rejected) ** 2)
+
+        margin = (rewards_chosen - rewards_rejected).detach()
+        self._record_metrics(mode, inputs["attention_mask"], out, labels, margin, num_demonstrations, num_dropped)
+        return (loss, outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _record_metrics(self, mode: str, attention_mask, out, labels, margin, num_demonstrations, num_dropped) -> None:
+        """Gather the batch's per-pair values and append them to TRL's metric buffers (and the evaluation records)."""
+        if mode == "train":
+            tokens = self.accelerator.gather_for_metrics(attention_mask.sum()).sum().item()
+            self._total_train_tokens += tokens // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        mu = out.mu.detach()
+        correct = ((mu > 0.5) == (labels > 0.5)).float()
+        gathered = {
+            name: self.accelerator.gather_for_metrics(value.detach().float())
+            for name, value in {
+                "correct": correct,
+                "mu": mu,
+                "tau": out.tau.detach(),
+                "kl": out.kl.detach(),
+                "nll": out.nll.detach(),
+                "label": labels.float(),
+                "k": num_demonstrations.float(),
+                "dropped": num_dropped.float(),
+                "margin": margin,
+            }.items()
+        }
+        metrics = self._metrics[mode]
+        metrics["accuracy"].append(gathered["correct"].mean().item())
+        metrics["mean_mu"].append(gathered["mu"].mean().item())
+        metrics["mean_tau"].append(gathered["tau"].mean().item())
+        metrics["kl"].append(gathered["kl"].mean().item())
+        metrics["nll"].append(gathered["nll"].mean().item())
+        metrics["margin"].append(gathered["margin"].mean().item())
+        metrics["num_demonstrations"].append(gathered["k"].mean().item())
+        metrics["dropped_demonstrations"].append(gathered["dropped"].sum().item())
+        if mode == "eval":
+            for name in ("correct", "mu", "label", "k"):
+                self._eval_records[name].append(gathered[name].cpu())
+
+    def evaluate(
+        self,
+        eval_dataset: Dataset | dict[str, Dataset] | str | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+        num_demonstrations: int | None = None,
+    ) -> dict[str, float]:
+        """[`~trl.RewardTrainer.evaluate`], optionally with exactly `num_demonstrations` per pair (as many as the
+        pair's group offers) instead of K drawn from [K_min, K_max]."""
+        collator = self._icrm_collator
+        saved = collator.min_demonstrations, collator.max_demonstrations
+        if num_demonstrations is not None:
+            if num_demonstrations < 0:
+                raise ValueError(f"num_demonstrations must be >= 0, got {num_demonstrations}.")
+            collator.min_demonstrations = collator.max_demonstrations = num_demonstrations
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            collator.min_demonstrations, collator.max_demonstrations = saved
+
+    def _eval_summary(self) -> dict[str, float]:
+        """Accuracy by number of demonstrations and expected calibration error over the whole evaluation."""
+        if not self._eval_records:
+            return {}
+        records = {name: torch.cat(values) for name, values in self._eval_records.items()}
+        self._eval_records.clear()
+        summary = {}
+        for k in records["k"].unique().tolist():
+            summary[f"accuracy_k{int(k)}"] = records["correct"][records["k"] == k].mean().item()
+        # Calibration of P(first side preferred) over both orders of each pair, so outcomes are not all 1.
+        probabilities = torch.cat([records["mu"], 1 - records["mu"]])
+        outcomes = torch.cat([records["label"], 1 - records["label"]])
+        summary["ece"] = expected_calibration_error(probabilities, outcomes, self.args.ece_bins)
+        return summary
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if not self.model.training:
+            for key, value in self._eval_summary().items():
+                self._metrics["eval"][key] = [value]
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        super()._save(output_dir, state_dict)
+        # A PEFT adapter folder keeps the ICRM settings (and the two-label head config) in the base model's config.
+        if self.args.should_save and hasattr(self.model, "peft_config"):
+            self.model.get_base_model().config.save_pretrained(output_dir or self.args.output_dir)
+
+    def demonstration_pools(self) -> dict[str, DemonstrationPool]:
+        """The demonstration pools of the prepared datasets, by dataset name."""
+        return dict(self._icrm_collator.pools)
