@@ -23,8 +23,8 @@ import time
 from peft import LoraConfig
 
 from trl_icrm import DEFAULT_MODEL, ICRMConfig, ICRMRewardTrainer
-from trl_icrm.experiments.steerability import LORA_TARGETS
 from trl_icrm.data.steerable import DEFAULT_SEEN_OBJECTIVES, build_steerable_splits, load_responses
+from trl_icrm.modeling import LORA_TARGET_MODULES
 
 
 def train_once(args, train_dataset, k: int, share: bool, output_dir: str) -> dict[str, float]:
@@ -45,7 +45,7 @@ def train_once(args, train_dataset, k: int, share: bool, output_dir: str) -> dic
         max_demonstrations=k,
         share_demonstration_prefix=share,
     )
-    lora = LoraConfig(r=16, lora_alpha=32, target_modules=LORA_TARGETS, task_type="SEQ_CLS")
+    lora = LoraConfig(r=16, lora_alpha=32, target_modules=LORA_TARGET_MODULES, task_type="SEQ_CLS")
     trainer = ICRMRewardTrainer(args.model_name_or_path, args=config, train_dataset=train_dataset, peft_config=lora)
     start = time.perf_counter()
     trainer.train()

@@ -19,10 +19,9 @@ import time
 
 import torch
 
-from trl_icrm import DEFAULT_MODEL
+from trl_icrm import DEFAULT_MODEL, ICRMReward
 from trl_icrm.data.builtin import concise_vs_detailed
 from trl_icrm.modeling import ICRMSettings, load_icrm_model
-from trl_icrm import ICRMReward
 
 
 RANDOM_SIZES = {  # Llama-style shapes of realistic size, random weights (for machines the 135M weights cannot reach)

@@ -99,3 +99,42 @@ def test_an_example_is_never_its_own_demonstration():
             assert index not in drawn
             assert all(groups[j] == groups[index] for j in drawn)
             assert len(set(drawn)) == len(drawn) <= members[groups[index]].size - 1
+
+
+# The one sampler
+def test_seeded_draws_depend_only_on_seed_and_keys():
+    import zlib
+
+    from trl_icrm.demonstrations import draw_k, sample_without_replacement, seeded_rng, stable_seed
+
+    assert stable_seed(7) == 7 and stable_seed("train") == zlib.crc32(b"train")
+    assert stable_seed(("key", "prompt")) == zlib.crc32(repr(("key", "prompt")).encode())
+    # The trainer's draw of (seed, epoch, pool, row) is the one it made before the sampler was shared.
+    legacy = np.random.default_rng([3, 1, zlib.crc32(b"train"), 5])
+    assert seeded_rng(3, 1, "train", 5).integers(0, 1000, 8).tolist() == legacy.integers(0, 1000, 8).tolist()
+    items = list(range(10))
+    first = sample_without_replacement(items, 4, seeded_rng(0, "a"))
+    assert first == sample_without_replacement(items, 4, seeded_rng(0, "a")) and len(set(first)) == 4
+    assert first != sample_without_replacement(items, 4, seeded_rng(0, "b"))
+    assert sample_without_replacement(items, 0, seeded_rng(0)) == []
+    with pytest.raises(ValueError, match="Cannot draw 11 demonstrations from a pool of 10"):
+        sample_without_replacement(items, 11, seeded_rng(0))
+    ks = {draw_k(seeded_rng(0, i), 1, 4, available=3) for i in range(200)}
+    assert ks == {1, 2, 3}  # K ~ U{1..4} capped at what the group offers
+    assert {draw_k(seeded_rng(0, i), 2, 4, available=1) for i in range(20)} == {1}
+
+
+def test_bank_draws_from_the_group_and_never_the_item_itself():
+    from trl_icrm.demonstrations import DemonstrationBank, seeded_rng
+
+    rows = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b", "group": i % 2, "question": f"q{i}"} for i in range(8)]
+    bank = DemonstrationBank.from_rows(rows, key_column="question")
+    assert sorted(bank.groups) == ["0", "1"] and "0" in bank and "2" not in bank
+    for seed in range(20):
+        drawn = bank.draw("0", 3, seeded_rng(seed, "q2"), exclude="q2")
+        assert len(drawn) == 3 and all(d["prompt"] in {"q0", "q4", "q6"} for d in drawn)
+        assert set(drawn[0]) == {"prompt", "chosen", "rejected"}
+    assert len(bank.draw("0", 10, seeded_rng(0), exclude="q0")) == 3  # capped at what is left
+    assert bank.draw("missing", 3, seeded_rng(0), exclude="q0") == []
+    with pytest.raises(ValueError, match="Cannot draw 10"):
+        bank.draw("0", 10, seeded_rng(0), strict=True)

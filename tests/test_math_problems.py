@@ -1,5 +1,6 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 import ast
+import hashlib
 import json
 import operator
 import random
@@ -78,6 +79,21 @@ def test_deterministic_per_seed():
     for split in ("train", "test"):
         assert first[split].to_list() == second[split].to_list()
     assert first["train"]["question"] != other["train"]["question"]
+
+
+def test_problems_are_pinned_per_seed():
+    # A seed gives the same problems across releases: the random draws and their order must not change.
+    problem = generate_problem(random.Random(0), difficulty=3, family="apples")
+    assert problem.question == (
+        "Ravi has 53 apples. He gives 4 apples to each of 2 friends. "
+        "He splits all his apples equally into 5 baskets and keeps only one basket. How many apples does Ravi have now?"
+    )
+    assert (problem.expression, problem.answer) == ("(53 - 2 * 4) / 5", 9)
+    dataset = make_arithmetic_problems(num_train=30, num_test=10, difficulties=(1, 3, 6), seed=1, conversational=False)
+    rows = json.dumps({split: dataset[split].to_list() for split in ("train", "test")}, sort_keys=True)
+    assert (
+        hashlib.sha256(rows.encode()).hexdigest() == "78106eaabd0ca647587ea6673ef223cc6c8b0a941fbc4dc084510dcc8b97bee9"
+    )
 
 
 def test_splits_are_disjoint_across_seeds_and_sizes(problems):

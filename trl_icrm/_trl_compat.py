@@ -8,8 +8,9 @@ place, loudly and by name (`tests/test_trl_compat.py` checks every entry of [`PR
 
 - importable helpers: [`pad`], [`DataCollatorForPreference`], [`DataCollatorMixin`], [`unwrap_model_for_generation`];
 - `RewardTrainer` internals that [`~trl_icrm.ICRMRewardTrainer`] overrides or reads ([`REWARD_TRAINER_HOOKS`],
-  [`REWARD_TRAINER_STATE`]): its dataset preparation, train sampler, signature columns, `_save`, and the metric
-  buffers it logs from;
+  [`REWARD_TRAINER_STATE`]): its dataset preparation and train sampler (no public hook exists for either), and the
+  metric buffers it logs from (so ICRM metrics are logged as TRL logs its own). Where a public hook exists it is used
+  instead: `save_model` (not `_save`), `remove_unused_columns=False` (not the signature columns);
 - transformers' DeepSpeed config registry ([`hide_hf_deepspeed_config`]), used to load scoring models whole under
   ZeRO-3;
 - a GGUF-loaded model's attached quantizer ([`detach_quantizer`]), which blocks `save_pretrained`.
@@ -33,10 +34,10 @@ PRIVATE_SYMBOLS = {
 }
 """Private names imported from TRL / transformers, with the module each lives in."""
 
-REWARD_TRAINER_HOOKS = ("_prepare_dataset", "_get_train_sampler", "_set_signature_columns_if_needed", "_save")
+REWARD_TRAINER_HOOKS = ("_prepare_dataset", "_get_train_sampler")
 """Private methods of `trl.RewardTrainer` that `ICRMRewardTrainer` overrides."""
 
-REWARD_TRAINER_STATE = ("_metrics", "_total_train_tokens", "_tp_size", "_signature_columns")
+REWARD_TRAINER_STATE = ("_metrics", "_total_train_tokens", "_tp_size")
 """Private attributes of a `trl.RewardTrainer` instance that `ICRMRewardTrainer` reads or writes."""
 
 

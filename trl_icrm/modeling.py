@@ -36,6 +36,10 @@ from .utils.default_model import resolve_model_name_or_path
 
 ICRM_LABELS = {0: "reward", 1: "confidence"}
 
+LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
+"""The LoRA target modules of the recipes and examples: every linear layer of a Llama-style block (the embedded
+SmolLM2, Qwen, Llama). Other architectures can pass `target_modules="all-linear"`."""
+
 
 @dataclass
 class ICRMSettings:

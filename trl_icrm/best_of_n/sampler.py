@@ -316,6 +316,71 @@ def _is_conversational(prompt: Any) -> bool:
     return all(isinstance(message, Mapping) and "role" in message for message in prompt)
 
 
+def _check_reward_funcs(reward_funcs: RewardFunc | Sequence[RewardFunc] | None) -> list[RewardFunc]:
+    """The reward functions as a non-empty list of callables (not bare `torch.nn.Module` reward models)."""
+    if reward_funcs is None:
+        raise ValueError("BestOfNSampler needs at least one reward function.")
+    reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
+    if not reward_funcs:
+        raise ValueError("BestOfNSampler needs at least one reward function.")
+    for func in reward_funcs:
+        if isinstance(func, torch.nn.Module) or not callable(func):
+            raise ValueError(
+                f"Reward functions must be callables with TRL's reward-function interface, got "
+                f"{type(func).__name__}; wrap a reward model in such a callable (see trl_icrm.rewards.icrm)."
+            )
+    return reward_funcs
+
+
+def _check_num_candidates(n: int) -> int:
+    """`n` as an `int`, checked to be a whole number of candidates >= 1."""
+    check_n(n)
+    if int(n) != n:
+        raise ValueError(f"n must be an integer, got {n}.")
+    return int(n)
+
+
+def _check_selection_rule(
+    names: Sequence[str], reward_funcs: Sequence[RewardFunc], penalty: str | None, ensemble: str
+) -> None:
+    """Checks the penalty and ensemble names, and that a penalty has the uncertainties it needs."""
+    if penalty is not None and penalty not in PENALTIES:
+        raise ValueError(f"Unknown penalty {penalty!r}; expected None or one of {PENALTIES}.")
+    if penalty is not None:
+        missing = [name for name, func in zip(names, reward_funcs, strict=True) if not supports_uncertainty(func)]
+        if missing:
+            raise ValueError(
+                f"penalty={penalty!r} needs reward functions with a `score_with_uncertainty` method; {missing} "
+                "have none (see trl_icrm.rewards.SupportsUncertainty)."
+            )
+    if ensemble not in ENSEMBLE_METHODS:
+        raise ValueError(f"Unknown ensemble method {ensemble!r}; expected one of {ENSEMBLE_METHODS}.")
+
+
+def _load_policy(
+    model: str | os.PathLike | PreTrainedModel,
+    model_init_kwargs: dict[str, Any] | None,
+    device: str | torch.device | None,
+) -> tuple[PreTrainedModel, str]:
+    """The policy and the path its tokenizer loads from; a path or hub id is loaded and moved to `device`."""
+    if isinstance(model, (str, os.PathLike)):
+        path = resolve_model_name_or_path(model)
+        kwargs = {"dtype": torch.float32} if model_init_kwargs is None else dict(model_init_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device)
+    else:
+        path = resolve_model_name_or_path(model.name_or_path)
+    return model, path
+
+
+def _cache_argument(model: PreTrainedModel) -> str | None:
+    """Name of the KV-cache argument of the model's forward, or None if it takes none."""
+    forward_parameters = inspect.signature(model.forward).parameters
+    # Recent transformers releases name the cache argument `cache`, earlier ones `past_key_values`.
+    return next((name for name in ("cache", "past_key_values") if name in forward_parameters), None)
+
+
 class BestOfNSampler:
     """Sample n candidates per prompt from a policy, score them with reward functions and keep the best.
 
@@ -388,37 +453,10 @@ class BestOfNSampler:
         progress_bar: bool = False,
         share_prompt_cache: bool = True,
     ) -> None:
-        if reward_funcs is None:
-            raise ValueError("BestOfNSampler needs at least one reward function.")
-        self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
-        if not self.reward_funcs:
-            raise ValueError("BestOfNSampler needs at least one reward function.")
-        for func in self.reward_funcs:
-            if isinstance(func, torch.nn.Module) or not callable(func):
-                raise ValueError(
-                    f"Reward functions must be callables with TRL's reward-function interface, got "
-                    f"{type(func).__name__}; wrap a reward model in such a callable (see trl_icrm.rewards.icrm)."
-                )
+        self.reward_funcs = _check_reward_funcs(reward_funcs)
         self.reward_names = _unique_names(self.reward_funcs)
-        check_n(n)
-        if int(n) != n:
-            raise ValueError(f"n must be an integer, got {n}.")
-        self.n = int(n)
-        if penalty is not None and penalty not in PENALTIES:
-            raise ValueError(f"Unknown penalty {penalty!r}; expected None or one of {PENALTIES}.")
-        if penalty is not None:
-            missing = [
-                name
-                for name, func in zip(self.reward_names, self.reward_funcs, strict=True)
-                if not supports_uncertainty(func)
-            ]
-            if missing:
-                raise ValueError(
-                    f"penalty={penalty!r} needs reward functions with a `score_with_uncertainty` method; {missing} "
-                    "have none (see trl_icrm.rewards.SupportsUncertainty)."
-                )
-        if ensemble not in ENSEMBLE_METHODS:
-            raise ValueError(f"Unknown ensemble method {ensemble!r}; expected one of {ENSEMBLE_METHODS}.")
+        self.n = _check_num_candidates(n)
+        _check_selection_rule(self.reward_names, self.reward_funcs, penalty, ensemble)
         if generation_batch_size < 1:
             raise ValueError(f"generation_batch_size must be >= 1, got {generation_batch_size}.")
         self.penalty, self.penalty_coef = penalty, penalty_coef
@@ -427,22 +465,32 @@ class BestOfNSampler:
         self.seed = seed
         self.progress_bar = progress_bar
 
-        if isinstance(model, (str, os.PathLike)):
-            path = resolve_model_name_or_path(model)
-            kwargs = {"dtype": torch.float32} if model_init_kwargs is None else dict(model_init_kwargs)
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-            device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-            model.to(device)
-        else:
-            path = resolve_model_name_or_path(model.name_or_path)
+        model, path = _load_policy(model, model_init_kwargs, device)
         self.model = model.eval()
         if processing_class is None:
             processing_class = AutoTokenizer.from_pretrained(path)
         self.processing_class = processing_class
+        self.generation_config = self._build_generation_config(
+            generation_config, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k
+        )
+        self.share_prompt_cache = share_prompt_cache
+        self._cache_kwarg = _cache_argument(self.model)
+        eos = self.generation_config.eos_token_id
+        self.eos_token_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+
+    def _build_generation_config(
+        self,
+        generation_config: GenerationConfig | None,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+    ) -> GenerationConfig:
+        """A sampling copy of `generation_config` (or one built from the settings) with pad and eos tokens filled in."""
+        processing_class = self.processing_class
         pad_token_id = processing_class.pad_token_id
         if pad_token_id is None:
             pad_token_id = processing_class.eos_token_id
-
         if generation_config is None:
             generation_config = GenerationConfig(
                 do_sample=True, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k
@@ -455,13 +503,7 @@ class BestOfNSampler:
             generation_config.pad_token_id = pad_token_id
         if generation_config.eos_token_id is None:
             generation_config.eos_token_id = self.model.generation_config.eos_token_id or processing_class.eos_token_id
-        self.generation_config = generation_config
-        self.share_prompt_cache = share_prompt_cache
-        forward_parameters = inspect.signature(self.model.forward).parameters
-        # Recent transformers releases name the cache argument `cache`, earlier ones `past_key_values`.
-        self._cache_kwarg = next((name for name in ("cache", "past_key_values") if name in forward_parameters), None)
-        eos = generation_config.eos_token_id
-        self.eos_token_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        return generation_config
 
     @property
     def kl_bon(self) -> float:

@@ -187,6 +187,103 @@ def _divisors(value: int) -> list[int]:
     return [d for d in range(2, 11) if value % d == 0]
 
 
+# A drawn step: (new value, new expression, operand `b`, operand `c` or None), or None if the step does not fit the
+# current value (the caller then draws another kind).
+_Step = tuple[int, str, int, int | None] | None
+
+
+def _step_add(rng: random.Random, value: int, expression: str, wrapped: str) -> _Step:
+    b = rng.randint(2, 40)
+    return value + b, f"{expression} + {b}", b, None
+
+
+def _step_subtract(rng: random.Random, value: int, expression: str, wrapped: str) -> _Step:
+    if value < 3:
+        return None
+    b = rng.randint(1, min(value - 1, 40))
+    return value - b, f"{expression} - {b}", b, None
+
+
+def _step_add_groups(rng: random.Random, value: int, expression: str, wrapped: str) -> _Step:
+    b, c = rng.randint(2, 6), rng.randint(2, 12)
+    return value + b * c, f"{expression} + {b} * {c}", b, c
+
+
+def _step_subtract_groups(rng: random.Random, value: int, expression: str, wrapped: str) -> _Step:
+    pairs = [(b, c) for b in range(2, 7) for c in range(2, 13) if b * c < value]
+    if not pairs:
+        return None
+    b, c = rng.choice(pairs)
+    return value - b * c, f"{expression} - {b} * {c}", b, c
+
+
+def _step_multiply(rng: random.Random, value: int, expression: str, wrapped: str) -> _Step:
+    if value > 100:
+        return None
+    b = rng.randint(2, 5)
+    return value * b, f"{wrapped} * {b}", b, None
+
+
+def _step_divide(rng: random.Random, value: int, expression: str, wrapped: str) -> _Step:
+    divisors = _divisors(value)
+    if not divisors:
+        return None
+    b = rng.choice(divisors)
+    return value // b, f"{wrapped} / {b}", b, None
+
+
+# Operation kind -> function drawing its operands (same keys and order as `_OPERATIONS`).
+_STEP_DRAWERS = {
+    "add": _step_add,
+    "subtract": _step_subtract,
+    "add_groups": _step_add_groups,
+    "subtract_groups": _step_subtract_groups,
+    "multiply": _step_multiply,
+    "divide": _step_divide,
+}
+
+
+def _pick_family(rng: random.Random, family: str | None, families: Sequence[str] | None) -> str:
+    """The family name to use: `family`, or one drawn from `families` (default: all); checked against [`FAMILIES`]."""
+    if family is None:
+        family = rng.choice(sorted(families or FAMILIES))
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown problem family {family!r}; known: {sorted(FAMILIES)}.")
+    return family
+
+
+def _draw_words(rng: random.Random) -> dict[str, str]:
+    """The name and pronoun fields of the sentence templates, for one drawn person."""
+    name, he, him, his = rng.choice(_NAMES)
+    return {"name": name, "he": he, "him": him, "his": his, "He": he.capitalize(), "His": his.capitalize()}
+
+
+def _draw_step(
+    rng: random.Random, value: int, expression: str, remaining: int, last_kind: str | None
+) -> tuple[str, _Step]:
+    """Draws the kind of the next step (at most `remaining` operations, not `last_kind`) and its operands."""
+    # Never the same kind of step twice in a row (it would read like a repeated sentence).
+    kinds = [kind for kind, steps in _OPERATIONS.items() if steps <= remaining and kind != last_kind]
+    kind = rng.choice(kinds)
+    # Parenthesize a sum or difference before scaling it.
+    wrapped = f"({expression})" if last_kind in ("add", "subtract", "add_groups", "subtract_groups") else expression
+    step = _STEP_DRAWERS[kind](rng, value, expression, wrapped)
+    if step is not None and step[0] > _MAX_VALUE:
+        step = None
+    return kind, step
+
+
+def _step_sentence(
+    rng: random.Random, template: ProblemFamily, kind: str, b: int, c: int | None, words: dict[str, str]
+) -> str:
+    """The sentence of one step: draws the friend and, if the step has alternatives, one of its sentences."""
+    friend = rng.choice(_FRIENDS)
+    sentence = getattr(template, kind)
+    if not isinstance(sentence, str):
+        sentence = rng.choice(sentence)
+    return sentence.format(b=b, c=c, friend=friend, friend_noun=friend.split()[-1], **words)
+
+
 def generate_problem(
     rng: random.Random, difficulty: int, family: str | None = None, families: Sequence[str] | None = None
 ) -> ArithmeticProblem:
@@ -213,62 +310,20 @@ def generate_problem(
     """
     if difficulty < 1:
         raise ValueError(f"`difficulty` must be at least 1, got {difficulty}.")
-    if family is None:
-        family = rng.choice(sorted(families or FAMILIES))
-    if family not in FAMILIES:
-        raise ValueError(f"Unknown problem family {family!r}; known: {sorted(FAMILIES)}.")
+    family = _pick_family(rng, family, families)
     template = FAMILIES[family]
-    name, he, him, his = rng.choice(_NAMES)
-    words = {"name": name, "he": he, "him": him, "his": his, "He": he.capitalize(), "His": his.capitalize()}
+    words = _draw_words(rng)
 
     value = rng.randint(*template.start_range)
     expression = str(value)
     sentences = [template.start.format(a=value, **words)]
     remaining, last_kind = difficulty, None
     while remaining > 0:
-        # Never the same kind of step twice in a row (it would read like a repeated sentence).
-        kinds = [kind for kind, steps in _OPERATIONS.items() if steps <= remaining and kind != last_kind]
-        kind = rng.choice(kinds)
-        b = c = None
-        # Parenthesize a sum or difference before scaling it.
-        wrapped = (
-            f"({expression})" if last_kind in ("add", "subtract", "add_groups", "subtract_groups") else expression
-        )
-        if kind == "add":
-            b = rng.randint(2, 40)
-            new_value, new_expression = value + b, f"{expression} + {b}"
-        elif kind == "subtract":
-            if value < 3:
-                continue
-            b = rng.randint(1, min(value - 1, 40))
-            new_value, new_expression = value - b, f"{expression} - {b}"
-        elif kind == "add_groups":
-            b, c = rng.randint(2, 6), rng.randint(2, 12)
-            new_value, new_expression = value + b * c, f"{expression} + {b} * {c}"
-        elif kind == "subtract_groups":
-            pairs = [(b, c) for b in range(2, 7) for c in range(2, 13) if b * c < value]
-            if not pairs:
-                continue
-            b, c = rng.choice(pairs)
-            new_value, new_expression = value - b * c, f"{expression} - {b} * {c}"
-        elif kind == "multiply":
-            if value > 100:
-                continue
-            b = rng.randint(2, 5)
-            new_value, new_expression = value * b, f"{wrapped} * {b}"
-        else:  # divide
-            divisors = _divisors(value)
-            if not divisors:
-                continue
-            b = rng.choice(divisors)
-            new_value, new_expression = value // b, f"{wrapped} / {b}"
-        if new_value > _MAX_VALUE:
+        kind, step = _draw_step(rng, value, expression, remaining, last_kind)
+        if step is None:
             continue
-        friend = rng.choice(_FRIENDS)
-        sentence = getattr(template, kind)
-        if not isinstance(sentence, str):
-            sentence = rng.choice(sentence)
-        sentences.append(sentence.format(b=b, c=c, friend=friend, friend_noun=friend.split()[-1], **words))
+        new_value, new_expression, b, c = step
+        sentences.append(_step_sentence(rng, template, kind, b, c, words))
         value, expression, last_kind = new_value, new_expression, kind
         remaining -= _OPERATIONS[kind]
     sentences.append(template.question.format(**words))
@@ -340,20 +395,41 @@ def make_arithmetic_problems(
     """
     from datasets import Dataset, DatasetDict
 
+    _check_problem_arguments(difficulties, test_fraction, split)
+    wanted = {"train": num_train, "test": num_test}
+    problems = _draw_split_problems(wanted, difficulties, families, seed, test_fraction)
+    rows = {
+        name: [_problem_row(problem, conversational, instruction) for problem in problems[name]] for name in wanted
+    }
+    dataset = DatasetDict({name: _rows_to_dataset(Dataset, rows[name], conversational) for name in ("train", "test")})
+    return dataset if split is None else dataset[split]
+
+
+def _check_problem_arguments(difficulties: Sequence[int], test_fraction: float, split: str | None) -> None:
+    """Raises `ValueError` on arguments of [`make_arithmetic_problems`] that cannot make a dataset."""
     if not difficulties:
         raise ValueError("`difficulties` must name at least one level.")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}.")
     if split not in (None, "train", "test"):
         raise ValueError(f"`split` must be None, 'train' or 'test', got {split!r}.")
-    wanted = {"train": num_train, "test": num_test}
-    rows: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+
+
+def _draw_split_problems(
+    wanted: dict[str, int],
+    difficulties: Sequence[int],
+    families: Sequence[str] | None,
+    seed: int,
+    test_fraction: float,
+) -> dict[str, list[ArithmeticProblem]]:
+    """Draws distinct problems until each split has `wanted[split]` of them, balanced over `difficulties` per split."""
+    problems: dict[str, list[ArithmeticProblem]] = {"train": [], "test": []}
     seen: set[str] = set()
     rng = random.Random(seed)
     # Round robin over difficulties per split, so each split is balanced on its own.
     turn = {"train": 0, "test": 0}
-    attempts, max_attempts = 0, 200 * (num_train + num_test) + 1000
-    while any(len(rows[s]) < wanted[s] for s in rows):
+    attempts, max_attempts = 0, 200 * (wanted["train"] + wanted["test"]) + 1000
+    while any(len(problems[s]) < wanted[s] for s in problems):
         attempts += 1
         if attempts > max_attempts:
             raise RuntimeError(
@@ -361,28 +437,30 @@ def make_arithmetic_problems(
                 f"families={families}; ask for fewer."
             )
         # Draw the difficulty from the split that needs the most rows, relative to its size.
-        target = max(rows, key=lambda s: (wanted[s] - len(rows[s])) / max(wanted[s], 1))
+        target = max(problems, key=lambda s: (wanted[s] - len(problems[s])) / max(wanted[s], 1))
         difficulty = difficulties[turn[target] % len(difficulties)]
         problem = generate_problem(rng, difficulty, families=families)
         if problem.question in seen:
             continue
         seen.add(problem.question)
         problem_split = _split_of(problem.question, test_fraction)
-        if problem_split != target or len(rows[problem_split]) >= wanted[problem_split]:
+        if problem_split != target or len(problems[problem_split]) >= wanted[problem_split]:
             continue
         turn[target] += 1
-        rows[problem_split].append(
-            {
-                "prompt": make_prompt(problem.question, conversational, instruction),
-                "solution": str(problem.answer),
-                "question": problem.question,
-                "expression": problem.expression,
-                "difficulty": problem.difficulty,
-                "family": problem.family,
-            }
-        )
-    dataset = DatasetDict({name: _rows_to_dataset(Dataset, rows[name], conversational) for name in ("train", "test")})
-    return dataset if split is None else dataset[split]
+        problems[problem_split].append(problem)
+    return problems
+
+
+def _problem_row(problem: ArithmeticProblem, conversational: bool, instruction: str) -> dict[str, Any]:
+    """The dataset row of one problem (the columns of [`make_arithmetic_problems`])."""
+    return {
+        "prompt": make_prompt(problem.question, conversational, instruction),
+        "solution": str(problem.answer),
+        "question": problem.question,
+        "expression": problem.expression,
+        "difficulty": problem.difficulty,
+        "family": problem.family,
+    }
 
 
 def _rows_to_dataset(dataset_cls, rows: list[dict[str, Any]], conversational: bool):

@@ -111,7 +111,7 @@ def combine_rewards(
 
     Each member's score is penalized by its own uncertainty first ([`penalized_reward`]), then the members are
     aggregated ([`aggregate_ensemble`]). With `ensemble="mean"` this equals penalizing the average reward by the
-    average variance (or std), the "LA Ens" recipe of the seed slides.
+    average variance (or std): the ensemble-with-posterior ("LA Ens") recipe of docs/method.md.
 
     Args:
         means: Shape `(num_members, ...)`.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,9 @@ from trl import RewardConfig
 
 from ..demonstrations import DemonstrationTemplate
 from ..modeling import ICRMSettings
+
+
+logger = logging.getLogger(__name__)
 
 
 def bf16_available() -> bool:
@@ -74,6 +78,8 @@ class ICRMConfig(RewardConfig):
             Floor of the per-response evidence kappa = softplus(c) + eps.
         ece_bins (`int`, *optional*, defaults to `10`):
             Bins of the expected calibration error reported at evaluation.
+        remove_unused_columns (`bool`, *optional*, defaults to `False`):
+            Always `False` (a `True` is reset): the prepared dataset holds exactly the columns the collator reads.
     """
 
     _VALID_DICT_FIELDS = RewardConfig._VALID_DICT_FIELDS + ["demonstration_template"]
@@ -105,11 +111,18 @@ class ICRMConfig(RewardConfig):
     kl_coef: float = field(default=0.1, metadata={"help": "Weight of KL(q || prior)."})
     confidence_eps: float = field(default=1e-3, metadata={"help": "Floor of the evidence kappa."})
     ece_bins: int = field(default=10, metadata={"help": "Bins of the expected calibration error."})
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Always False: the prepared dataset holds only the columns the ICRM collator reads."},
+    )
 
     def __post_init__(self):
         if self.bf16 is None and not self.fp16:
             # TRL turns bf16 autocast on whenever it is unset; on CPU that is slow and imprecise, so keep fp32 there.
             self.bf16 = bf16_available() and not self.use_cpu
+        if self.remove_unused_columns:
+            logger.info("ICRMConfig keeps remove_unused_columns=False: the ICRM collator reads its own columns.")
+            self.remove_unused_columns = False
         super().__post_init__()
         if not 0 <= self.min_demonstrations <= self.max_demonstrations:
             raise ValueError(

@@ -178,7 +178,7 @@ def _single_label_view(model: PreTrainedModel):
 def _check_args(args: ICRMConfig | None, model: str | PreTrainedModel) -> ICRMConfig:
     """`args`, or a default `ICRMConfig("<model>-ICRM")`; anything but an `ICRMConfig` is an error."""
     if args is None:
-        name = model if isinstance(model, str) else model.config._name_or_path
+        name = model if isinstance(model, str) else model.config.name_or_path
         return ICRMConfig(f"{os.path.basename(str(name).rstrip('/')).replace(':', '-')}-ICRM")
     if not isinstance(args, ICRMConfig):
         raise TypeError(f"`args` must be an ICRMConfig, got {type(args).__name__}.")
@@ -212,7 +212,7 @@ def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_
         )
     if processing_class is None:
         processing_class = AutoTokenizer.from_pretrained(
-            model.config._name_or_path, trust_remote_code=args.trust_remote_code
+            model.config.name_or_path, trust_remote_code=args.trust_remote_code
         )
     prepare_tokenizer(processing_class, model)
     return model, processing_class, settings
@@ -470,10 +470,6 @@ class ICRMRewardTrainer(RewardTrainer):
             return super()._get_train_sampler(train_dataset)
         return UnitShuffleSampler(train_dataset["icrm_unit"], seed=self.args.seed)
 
-    def _set_signature_columns_if_needed(self):
-        if self._signature_columns is None:
-            self._signature_columns = list(_COLUMNS)
-
     # Loss and metrics
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
@@ -586,9 +582,10 @@ class ICRMRewardTrainer(RewardTrainer):
                 self._metrics["eval"][key] = [value]
         super().log(logs, start_time)
 
-    def _save(self, output_dir: str | None = None, state_dict=None):
-        super()._save(output_dir, state_dict)
-        # A PEFT adapter folder keeps the ICRM settings (and the two-label head config) in the base model's config.
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """[`~transformers.Trainer.save_model`]; a PEFT adapter folder (checkpoints too) also keeps the ICRM settings and
+        the two-label head config, in the base model's config saved beside the adapter."""
+        super().save_model(output_dir, _internal_call)
         if self.args.should_save and hasattr(self.model, "peft_config"):
             self.model.get_base_model().config.save_pretrained(output_dir or self.args.output_dir)
 
