@@ -54,7 +54,7 @@ def test_a_moved_symbol_fails_loudly_by_name(monkeypatch):
 
 def test_private_names_are_imported_only_in_the_compat_module():
     """No module but `_trl_compat` imports from `trl.trainer.*`, `trl.models.utils` or private transformers modules."""
-    private_modules = {module for module in PRIVATE_SYMBOLS.values()}
+    private_modules = set(PRIVATE_SYMBOLS.values())
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "_trl_compat.py":
