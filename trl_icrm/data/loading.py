@@ -22,18 +22,27 @@ from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 """The `datasets` builder of each supported local file type."""
 
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+"""Compressions of JSON / CSV files that `datasets` reads natively."""
+
 
 def load_split(
     path_or_name: str | os.PathLike, split: str = "train", name: str | None = None, **load_dataset_kwargs: Any
 ) -> Dataset:
-    """Split `split` of a data set. A local file (`.json`, `.jsonl`, `.csv`, `.parquet`) gives all its rows as that
+    """Split `split` of a data set. A local file (`.json`, `.jsonl`, `.csv`, `.parquet`; JSON and CSV also compressed, e.g. `.jsonl.gz`) gives all its rows as that
     split; a folder written by `save_to_disk` is read with `datasets.load_from_disk`; anything else (a local data
     folder or a hub id, with config `name`) with `datasets.load_dataset`."""
     path = Path(path_or_name).expanduser()
     if path.is_file():
-        builder = FILE_BUILDERS.get(path.suffix.lower())
+        suffixes = [suffix.lower() for suffix in path.suffixes]
+        if suffixes and suffixes[-1] in COMPRESSIONS:  # datasets decompresses these itself
+            suffixes = suffixes[:-1]
+        builder = FILE_BUILDERS.get(suffixes[-1] if suffixes else "")
         if builder is None:
-            raise ValueError(f"Unsupported file type {path.suffix!r}; use one of {sorted(FILE_BUILDERS)}.")
+            raise ValueError(
+                f"Unsupported file type {''.join(path.suffixes)!r}; use one of {sorted(FILE_BUILDERS)}, optionally "
+                f"compressed ({', '.join(COMPRESSIONS)})."
+            )
         return load_dataset(builder, data_files={split: str(path)}, split=split, **load_dataset_kwargs)
     if path.is_dir() and any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json")):
         loaded = load_from_disk(str(path))
@@ -41,4 +50,4 @@ def load_split(
     return load_dataset(str(path_or_name), name=name, split=split, **load_dataset_kwargs)
 
 
-__all__ = ["FILE_BUILDERS", "load_split"]
+__all__ = ["COMPRESSIONS", "FILE_BUILDERS", "load_split"]

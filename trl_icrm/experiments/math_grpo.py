@@ -45,7 +45,7 @@ from ..data.math_problems import make_arithmetic_problems, make_prompt
 from ..demonstrations import DemonstrationBank, seeded_rng
 from ..rewards.math_verify import MathVerifyReward
 from ..utils.generation import generate_greedy
-from ..utils.io import pyplot, write_json
+from ..utils.io import new_figure, save_figure, write_json
 
 
 logger = logging.getLogger(__name__)
@@ -482,8 +482,7 @@ def comparison_table(results: Mapping[str, Mapping[str, Any]]) -> str:
 
 def plot_accuracy_curves(results: Mapping[str, Mapping[str, Any]], path: str | os.PathLike, title: str | None = None):
     """A PNG of held-out accuracy vs training step, one line per reward (matplotlib, Agg backend)."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = new_figure((6, 4))
     for name, result in results.items():
         history = result["heldout_accuracy"].get("history") or []
         axis.plot([h["step"] for h in history], [h["accuracy"] for h in history], marker="o", label=name)
@@ -493,10 +492,7 @@ def plot_accuracy_curves(results: Mapping[str, Mapping[str, Any]], path: str | o
     axis.set_title(title or "Held-out accuracy by reward")
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path)
 
 
 __all__ = [

@@ -30,7 +30,7 @@ from ..evaluation.steerability import (
     mean_confidence_interval,
     mixing_front,
 )
-from ..utils.io import pyplot, write_csv, write_json
+from ..utils.io import new_figure, save_figure, write_csv, write_json
 
 
 def _finish(fig, ax, path: str, xlabel: str, ylabel: str, title: str, legend_loc: str, unit_square: bool = True):
@@ -41,10 +41,7 @@ def _finish(fig, ax, path: str, xlabel: str, ylabel: str, title: str, legend_loc
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7, loc=legend_loc)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    pyplot().close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_accuracy_vs_k(
@@ -53,8 +50,7 @@ def plot_accuracy_vs_k(
     bt: Mapping[str, float] | None = None,
     title: str = "Accuracy vs number of demonstrations",
 ) -> str:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = new_figure((6.4, 4.2))
     for i, (group, by_k) in enumerate(sorted(summary.items())):
         ks = sorted(by_k)
         means = [by_k[k]["mean"] for k in ks]
@@ -74,8 +70,7 @@ def plot_accuracy_vs_k(
 
 
 def plot_reliability(bins: Sequence[Mapping[str, float]], path: str, ece: float, title: str) -> str:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    fig, ax = new_figure((4.4, 4.2))
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="perfect calibration")
     ax.bar(
         [(b["lower"] + b["upper"]) / 2 for b in bins],
@@ -93,8 +88,7 @@ def plot_reliability(bins: Sequence[Mapping[str, float]], path: str, ece: float,
 def plot_front(
     mixing: Mapping[str, Any], path: str, groups: Sequence[str], bt_point: Sequence[float] | None = None
 ) -> str:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    fig, ax = new_figure((4.8, 4.4))
     xs = [p["accuracy_a"] for p in mixing["points"]]
     ys = [p["accuracy_b"] for p in mixing["points"]]
     ax.plot(xs, ys, "o-", color="C0", label=f"ICRM, mixed contexts (HV {mixing['hypervolume']:.3f})")

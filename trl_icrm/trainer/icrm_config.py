@@ -120,6 +120,12 @@ class ICRMConfig(RewardConfig):
         if self.bf16 is None and not self.fp16:
             # TRL turns bf16 autocast on whenever it is unset; on CPU that is slow and imprecise, so keep fp32 there.
             self.bf16 = bf16_available() and not self.use_cpu
+        if self.dataloader_persistent_workers and self.dataloader_num_workers > 0:
+            logger.warning(
+                "ICRMConfig turns dataloader_persistent_workers off: persistent workers keep their copy of the "
+                "collator, which would then never re-draw demonstrations in a new epoch."
+            )
+            self.dataloader_persistent_workers = False
         if self.remove_unused_columns:
             logger.info("ICRMConfig keeps remove_unused_columns=False: the ICRM collator reads its own columns.")
             self.remove_unused_columns = False

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections import Counter, defaultdict
@@ -32,6 +33,7 @@ from ..modeling import (
     split_heads,
 )
 from ..objective import icrm_loss
+from ..utils.default_model import portable_model_name
 from .icrm_config import ICRMConfig
 
 
@@ -39,10 +41,24 @@ logger = logging.getLogger(__name__)
 
 _COLUMNS = ["chosen_ids", "rejected_ids", "icrm_index", "icrm_pool", "icrm_label", "icrm_unit"]
 
+_PAIR_METRICS = {
+    "accuracy": "correct",
+    "mean_mu": "mu",
+    "mean_tau": "tau",
+    "kl": "kl",
+    "nll": "nll",
+    "margin": "margin",
+    "num_demonstrations": "k",
+    "dropped_demonstrations": "dropped",
+}
+"""Logged metric -> recorded per-pair value; each is logged as its mean over the pairs since the last log."""
+
 
 class UnitShuffleSampler(Sampler[int]):
-    """Yields the rows of each unit (e.g. a pair and its flipped twin) one after another, units in a random order that
-    is new on every pass (seeded): batches keep the rows of a unit together."""
+    """Yields the rows of each unit (e.g. a pair and its flipped twin) one after another, units in a random order
+    seeded by (seed, epoch): batches keep the rows of a unit together. The trainer calls `set_epoch` before every
+    epoch, so a run resumed in a later epoch sees the same order as the uninterrupted run; without it, every pass
+    moves to the next epoch's order."""
 
     def __init__(self, units: Sequence[Hashable], seed: int = 0):
         members: dict[Hashable, list[int]] = defaultdict(list)
@@ -50,17 +66,31 @@ class UnitShuffleSampler(Sampler[int]):
             members[unit].append(i)
         self.units = list(members.values())
         self.seed = seed
-        self.passes = 0
+        self.epoch = 0
         self.num_rows = len(units)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.num_rows
 
     def __iter__(self) -> Iterator[int]:
-        order = seeded_rng(self.seed, self.passes).permutation(len(self.units))
-        self.passes += 1
+        order = seeded_rng(self.seed, self.epoch).permutation(len(self.units))
+        self.epoch += 1
         for u in order:
             yield from self.units[u]
+
+
+def pool_key(dataset_name: str, serial: int) -> str:
+    """The key of a prepared dataset's demonstration pool: its name (which seeds the draws) and the serial number of
+    its preparation (its identity: two datasets prepared under one name never share a pool)."""
+    return f"{dataset_name}/{serial}"
+
+
+def pool_name(key: str) -> str:
+    """The dataset name of a pool key."""
+    return key.split("/", 1)[0]
 
 
 @dataclass
@@ -92,8 +122,9 @@ class DemonstrationPool:
 class DataCollatorForICRM(data_collator_mixin()):
     """Draws each pair's demonstrations, assembles both sides under the length policy and pads like TRL.
 
-    Draws are seeded by (seed, epoch, pool, row): repeatable, independent of batch composition, and new each epoch
-    for the training pool (evaluation pools ignore the epoch). Returns TRL's preference batch (`input_ids`,
+    Draws are seeded by (seed, epoch, dataset name, row): repeatable, independent of batch composition, and new each
+    epoch for the training pool (evaluation pools ignore the epoch). Pools are keyed by dataset name and identity
+    (`"<name>/<serial>"`), so each prepared dataset draws from its own pairs. Returns TRL's preference batch (`input_ids`,
     `attention_mask`: chosen rows first, then rejected) plus `icrm_labels`, `icrm_num_demonstrations`,
     `icrm_num_dropped` and `icrm_prefix_lengths` (tokens the two sides of a pair share).
     """
@@ -124,22 +155,23 @@ class DataCollatorForICRM(data_collator_mixin()):
         )
 
     def rng(self, pool: str, index: int) -> np.random.Generator:
-        epoch = self.epoch if pool == self.train_pool else 0
-        return seeded_rng(self.seed, epoch, pool, int(index))
+        name = pool_name(pool)
+        epoch = self.epoch if name == self.train_pool else 0
+        return seeded_rng(self.seed, epoch, name, int(index))
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         pairs, labels, kept, dropped, prefix_lengths = [], [], [], [], []
         for example in examples:
-            pool_name, index = example["icrm_pool"], int(example["icrm_index"])
-            demonstrations = self.pools[pool_name].draw(
-                index, self.rng(pool_name, index), self.min_demonstrations, self.max_demonstrations
+            key, index = example["icrm_pool"], int(example["icrm_index"])
+            demonstrations = self.pools[key].draw(
+                index, self.rng(key, index), self.min_demonstrations, self.max_demonstrations
             )
             pair = self.renderer.assemble_pair(
                 example["chosen_ids"],
                 example["rejected_ids"],
                 demonstrations,
                 self.max_length,
-                name=f"{pool_name} example {index}",
+                name=f"{pool_name(key)} example {index}",
             )
             pairs.append({"chosen_ids": pair.chosen_ids, "rejected_ids": pair.rejected_ids})
             labels.append(example["icrm_label"])
@@ -230,6 +262,21 @@ def _use_sequence_classification(peft_config) -> None:
             task_type,
         )
     peft_config.task_type = "SEQ_CLS"
+
+
+def _record_portable_base_model(adapter_dir: str) -> None:
+    """Name the base model of a saved adapter portably (`embedded:...` rather than this machine's cache folder)."""
+    path = os.path.join(adapter_dir, "adapter_config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        adapter_config = json.load(handle)
+    base = adapter_config.get("base_model_name_or_path")
+    portable = portable_model_name(base) if base else base
+    if portable != base:
+        adapter_config["base_model_name_or_path"] = portable
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(adapter_config, handle, indent=2, sort_keys=True)
 
 
 def _check_preference_columns(dataset, args: ICRMConfig, dataset_name: str) -> None:
@@ -366,7 +413,9 @@ class ICRMRewardTrainer(RewardTrainer):
         self._icrm_collator = data_collator or DataCollatorForICRM.from_config(
             self._icrm_renderer, processing_class.pad_token_id, args
         )
-        self._eval_records: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._pair_records: dict[str, dict[str, list[torch.Tensor]]] = {
+            mode: defaultdict(list) for mode in ("train", "eval")
+        }
 
         with _single_label_view(model):
             super().__init__(
@@ -428,13 +477,14 @@ class ICRMRewardTrainer(RewardTrainer):
         _check_preference_columns(dataset, args, dataset_name)
         if "icrm_pool" in dataset.column_names:  # already prepared
             return dataset
-        dataset = self._encode_pairs(dataset, args, dataset_name)
+        key = pool_key(dataset_name, len(self._icrm_collator.pools))
+        dataset = self._encode_pairs(dataset, args, dataset_name, key)
         dataset = _apply_length_policy(dataset, args, dataset_name)
         _check_group_sizes(dataset["icrm_group"], args, dataset_name)
-        self._icrm_collator.pools[dataset_name] = DemonstrationPool.from_dataset(dataset)
+        self._icrm_collator.pools[key] = DemonstrationPool.from_dataset(dataset)
         return dataset.remove_columns([c for c in dataset.column_names if c not in _COLUMNS])
 
-    def _encode_pairs(self, dataset: Dataset, args: ICRMConfig, dataset_name: str) -> Dataset:
+    def _encode_pairs(self, dataset: Dataset, args: ICRMConfig, dataset_name: str, key: str) -> Dataset:
         """Token ids of both responses and of the pair as a demonstration, with its index, group, label and unit."""
         renderer, group_column, label_column = self._icrm_renderer, args.group_column, args.label_column
         has_labels = label_column in dataset.column_names
@@ -452,7 +502,7 @@ class ICRMRewardTrainer(RewardTrainer):
                 "demo_ids": renderer.encode_demonstration(demonstration),
                 "icrm_index": index,
                 "icrm_group": str(example[group_column]),
-                "icrm_pool": dataset_name,
+                "icrm_pool": key,
                 "icrm_label": float(example[label_column]) if has_labels else 1.0,
                 **({"icrm_unit": str(example[together])} if together else {}),
             }
@@ -507,7 +557,8 @@ class ICRMRewardTrainer(RewardTrainer):
 
     @torch.no_grad()
     def _record_metrics(self, mode: str, attention_mask, out, labels, margin, num_demonstrations, num_dropped) -> None:
-        """Gather the batch's per-pair values and append them to TRL's metric buffers (and the evaluation records)."""
+        """Gather the batch's per-pair values (from every process) and record them; `log` turns them into means over
+        pairs, so no metric depends on the batch size."""
         if mode == "train":
             tokens = self.accelerator.gather_for_metrics(attention_mask.sum()).sum().item()
             self._total_train_tokens += tokens // self._tp_size
@@ -528,18 +579,8 @@ class ICRMRewardTrainer(RewardTrainer):
                 "margin": margin,
             }.items()
         }
-        metrics = self._metrics[mode]
-        metrics["accuracy"].append(gathered["correct"].mean().item())
-        metrics["mean_mu"].append(gathered["mu"].mean().item())
-        metrics["mean_tau"].append(gathered["tau"].mean().item())
-        metrics["kl"].append(gathered["kl"].mean().item())
-        metrics["nll"].append(gathered["nll"].mean().item())
-        metrics["margin"].append(gathered["margin"].mean().item())
-        metrics["num_demonstrations"].append(gathered["k"].mean().item())
-        metrics["dropped_demonstrations"].append(gathered["dropped"].sum().item())
-        if mode == "eval":
-            for name in ("correct", "mu", "label", "k"):
-                self._eval_records[name].append(gathered[name].cpu())
+        for name, values in gathered.items():
+            self._pair_records[mode][name].append(values.cpu())
 
     def evaluate(
         self,
@@ -561,25 +602,29 @@ class ICRMRewardTrainer(RewardTrainer):
         finally:
             collator.min_demonstrations, collator.max_demonstrations = saved
 
-    def _eval_summary(self) -> dict[str, float]:
-        """Accuracy by number of demonstrations and expected calibration error over the whole evaluation."""
-        if not self._eval_records:
+    def _pair_summary(self, mode: str) -> dict[str, float]:
+        """Metrics of every pair recorded since the last log, each a mean over pairs (never of batch means): accuracy,
+        mean mu / tau, KL, NLL, margin, demonstrations used and dropped; at evaluation also accuracy by number of
+        demonstrations and the expected calibration error."""
+        recorded = self._pair_records[mode]
+        if not recorded:
             return {}
-        records = {name: torch.cat(values) for name, values in self._eval_records.items()}
-        self._eval_records.clear()
-        summary = {}
-        for k in records["k"].unique().tolist():
-            summary[f"accuracy_k{int(k)}"] = records["correct"][records["k"] == k].mean().item()
-        # Calibration of P(first side preferred) over both orders of each pair, so outcomes are not all 1.
-        probabilities = torch.cat([records["mu"], 1 - records["mu"]])
-        outcomes = torch.cat([records["label"], 1 - records["label"]])
-        summary["ece"] = expected_calibration_error(probabilities, outcomes, self.args.ece_bins)
+        records = {name: torch.cat(values) for name, values in recorded.items()}
+        recorded.clear()
+        summary = {name: records[key].mean().item() for name, key in _PAIR_METRICS.items()}
+        if mode == "eval":
+            for k in records["k"].unique().tolist():
+                summary[f"accuracy_k{int(k)}"] = records["correct"][records["k"] == k].mean().item()
+            # Calibration of P(first side preferred) over both orders of each pair, so outcomes are not all 1.
+            probabilities = torch.cat([records["mu"], 1 - records["mu"]])
+            outcomes = torch.cat([records["label"], 1 - records["label"]])
+            summary["ece"] = expected_calibration_error(probabilities, outcomes, self.args.ece_bins)
         return summary
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if not self.model.training:
-            for key, value in self._eval_summary().items():
-                self._metrics["eval"][key] = [value]
+        mode = "train" if self.model.training else "eval"
+        for key, value in self._pair_summary(mode).items():
+            self._metrics[mode][key] = [value]
         super().log(logs, start_time)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
@@ -587,8 +632,10 @@ class ICRMRewardTrainer(RewardTrainer):
         the two-label head config, in the base model's config saved beside the adapter."""
         super().save_model(output_dir, _internal_call)
         if self.args.should_save and hasattr(self.model, "peft_config"):
-            self.model.get_base_model().config.save_pretrained(output_dir or self.args.output_dir)
+            output_dir = output_dir or self.args.output_dir
+            self.model.get_base_model().config.save_pretrained(output_dir)
+            _record_portable_base_model(output_dir)
 
     def demonstration_pools(self) -> dict[str, DemonstrationPool]:
-        """The demonstration pools of the prepared datasets, by dataset name."""
+        """The demonstration pools of the prepared datasets, by key (`"<dataset name>/<serial>"`)."""
         return dict(self._icrm_collator.pools)

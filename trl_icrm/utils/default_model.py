@@ -88,6 +88,15 @@ def is_default_model(name_or_path: str | os.PathLike | None) -> bool:
     return isinstance(name_or_path, str) and name_or_path.strip().lower() == DEFAULT_MODEL.lower()
 
 
+def portable_model_name(name_or_path: str | os.PathLike) -> str:
+    """[`DEFAULT_MODEL`] for the converted embedded model's folder (wherever the cache is), else `name_or_path`: the
+    name to record in saved files (e.g. an adapter's base model) so they load on another machine."""
+    path = os.fspath(name_or_path)
+    if os.path.isdir(path) and os.path.realpath(path) == os.path.realpath(converted_model_dir()):
+        return DEFAULT_MODEL
+    return path
+
+
 def default_model_path() -> str:
     """Path of the embedded default model as a safetensors folder, converting the GGUF file on first use.
 

@@ -57,14 +57,23 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> str
     return str(path)
 
 
-def pyplot():
-    """matplotlib's pyplot on the non-interactive Agg backend (no display needed): the one plot set-up."""
-    import matplotlib
+def new_figure(figsize: tuple[float, float] = (6.4, 4.2)):
+    """`(figure, axes)` of a matplotlib figure on the non-interactive Agg canvas: no display and no pyplot global
+    state (safe in threads and training callbacks). The one plot set-up of the package."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    figure = Figure(figsize=figsize)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
 
-    return plt
+
+def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> str:
+    """Lay out `figure` tightly, write it as PNG to `path` and return the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    return str(path)
 
 
-__all__ = ["json_safe", "pyplot", "write_csv", "write_json"]
+__all__ = ["json_safe", "new_figure", "save_figure", "write_csv", "write_json"]

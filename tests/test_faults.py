@@ -1,0 +1,116 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""Results that must not depend on how a run is batched, interrupted or which datasets it evaluated before."""
+
+import gzip
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import training_args as _args
+from trl_icrm import ICRMConfig, ICRMRewardTrainer
+from trl_icrm.utils.testing import conflicting_pairs
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 12])
+def test_eval_metrics_are_per_pair_whatever_the_batch_size(icrm_trained, batch_size):
+    data = conflicting_pairs(6, seed=3)  # 12 pairs
+    icrm_trained.args.per_device_eval_batch_size = batch_size
+    metrics = icrm_trained.evaluate(data, num_demonstrations=2)
+    icrm_trained.args.per_device_eval_batch_size = 32
+    reference = icrm_trained.evaluate(data, num_demonstrations=2)
+    for key in ("eval_accuracy", "eval_mean_mu", "eval_mean_tau", "eval_nll", "eval_ece"):
+        assert metrics[key] == pytest.approx(reference[key], abs=1e-6), key
+    assert round(metrics["eval_accuracy"] * 12, 6) == int(round(metrics["eval_accuracy"] * 12))  # a k/12 fraction
+
+
+def _without_timings(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.endswith(("runtime", "per_second"))}
+
+
+def test_evaluating_another_dataset_keeps_the_eval_set_pool(tiny_causal_lm, tmp_path):
+    eval_set, other = conflicting_pairs(4, seed=1), conflicting_pairs(6, seed=2)
+    args = ICRMConfig(**_args(tmp_path), min_demonstrations=2, max_demonstrations=2)
+    trainer = ICRMRewardTrainer(
+        tiny_causal_lm, args=args, train_dataset=conflicting_pairs(4, 0), eval_dataset=eval_set
+    )
+    first = _without_timings(trainer.evaluate())
+    trainer.evaluate(other)
+    assert _without_timings(trainer.evaluate()) == first
+    assert len(trainer.demonstration_pools()) == 3 and all("/" in key for key in trainer.demonstration_pools())
+
+
+def test_unit_shuffle_sampler_order_is_a_function_of_the_epoch():
+    from trl_icrm.trainer import UnitShuffleSampler
+
+    sampler = UnitShuffleSampler(["a", "b", "a", "b", "c", "c"], seed=0)
+    passes = [list(sampler) for _ in range(3)]
+    resumed = UnitShuffleSampler(["a", "b", "a", "b", "c", "c"], seed=0)
+    resumed.set_epoch(2)
+    assert list(resumed) == passes[2]
+
+
+def _weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(f"{folder}/model.safetensors")
+
+
+@pytest.mark.parametrize("together", [None, "twin"])
+def test_resumed_training_equals_the_uninterrupted_run(tiny_causal_lm, tmp_path, together):
+    data = conflicting_pairs(6, 0).map(lambda row, i: {"twin": i % 6}, with_indices=True)  # 12 rows, 6 twin units
+    settings = {
+        **_args(tmp_path / "full"),
+        "per_device_train_batch_size": 4,
+        "num_train_epochs": 2,  # 3 steps per epoch: the checkpoint at step 4 lies in the second epoch
+        "save_strategy": "steps",
+        "save_steps": 4,
+        "max_demonstrations": 2,
+        "batch_together_column": together,
+    }
+    full = ICRMRewardTrainer(tiny_causal_lm, args=ICRMConfig(**settings), train_dataset=data)
+    full.train()
+    full.save_model(str(tmp_path / "full-final"))
+    settings["output_dir"] = str(tmp_path / "resumed")
+    resumed = ICRMRewardTrainer(tiny_causal_lm, args=ICRMConfig(**settings), train_dataset=data)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-4"))
+    resumed.save_model(str(tmp_path / "resumed-final"))
+    expected, actual = _weights(tmp_path / "full-final"), _weights(tmp_path / "resumed-final")
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, rtol=0, atol=1e-6, msg=name)
+
+
+def test_persistent_workers_are_turned_off(tmp_path, caplog):
+    args = ICRMConfig(**_args(tmp_path), dataloader_num_workers=1, dataloader_persistent_workers=True)
+    assert args.dataloader_persistent_workers is False
+    assert "never re-draw demonstrations" in caplog.text
+
+
+def test_adapter_names_the_embedded_model_portably(tmp_path, default_model_dir):
+    from peft import LoraConfig
+
+    from trl_icrm.utils.default_model import DEFAULT_MODEL, portable_model_name
+
+    assert portable_model_name(default_model_dir) == DEFAULT_MODEL
+    assert portable_model_name("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+    args = ICRMConfig(**_args(tmp_path), max_steps=1, max_demonstrations=1)
+    lora = LoraConfig(r=2, target_modules=["q_proj"])
+    trainer = ICRMRewardTrainer(default_model_dir, args=args, train_dataset=conflicting_pairs(2, 0), peft_config=lora)
+    trainer.save_model(str(tmp_path / "adapter"))
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == DEFAULT_MODEL
+
+
+def test_compressed_preference_files_load(tmp_path):
+    from trl_icrm.data.benchmarks import load_preference_benchmark
+
+    rows = [{"prompt": "p", "responses": ["a", "b"], "label": 1, "objective": "o"}] * 3
+    path = tmp_path / "test.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    pairs = load_preference_benchmark("vpl_hh_rlhf", str(path))
+    assert len(pairs) == 3 and pairs[0]["chosen"] == "b"
+    with pytest.raises(ValueError, match="Unsupported file type '.txt.gz'"):
+        from trl_icrm.data.loading import load_split
+
+        (tmp_path / "x.txt.gz").write_bytes(b"")
+        load_split(str(tmp_path / "x.txt.gz"))
