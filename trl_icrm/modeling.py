@@ -96,10 +96,21 @@ def model_locations(path: str | os.PathLike) -> tuple[str, str]:
     return base_path, path if Path(path, "config.json").is_file() else base_path
 
 
+def load_config(config_path: str, trust_remote_code: bool = False, name: str | os.PathLike | None = None):
+    """`AutoConfig.from_pretrained(config_path)`, with one clear error when there is no model there."""
+    try:
+        return AutoConfig.from_pretrained(config_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(
+            f"{os.fspath(name or config_path)!r} is neither a local model folder nor a model on the hub that can be "
+            f"reached (check the path; offline, only local folders load). Details: {str(error).splitlines()[0]}"
+        ) from error
+
+
 def read_model_config(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False):
     """The transformers config of a model folder, PEFT adapter folder (see [`model_locations`]) or hub id."""
     _, config_path = model_locations(resolve_model_name_or_path(model_name_or_path))
-    return AutoConfig.from_pretrained(config_path, trust_remote_code=trust_remote_code)
+    return load_config(config_path, trust_remote_code, model_name_or_path)
 
 
 def prepare_tokenizer(tokenizer, model: PreTrainedModel | None = None):
@@ -144,7 +155,7 @@ def load_icrm_model(
     model_init_kwargs.setdefault("use_safetensors", True)
     adapter = is_peft_folder(path)
     base_path, config_path = model_locations(path)
-    config = AutoConfig.from_pretrained(config_path, trust_remote_code=trust_remote_code)
+    config = load_config(config_path, trust_remote_code, model_name_or_path)
     saved = getattr(config, "icrm", None)
     if saved is not None:
         saved_settings = ICRMSettings.from_dict(saved)

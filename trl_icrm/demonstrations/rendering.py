@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -65,7 +66,24 @@ class DemonstrationTemplate:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"Unknown demonstration template fields: {sorted(unknown)}.")
-        return cls(**values)
+        template = cls(**values)
+        template.check_placeholders()
+        return template
+
+    def check_placeholders(self) -> None:
+        """Raise a `ValueError` naming the field if a text uses a placeholder other than its own."""
+        allowed = {"demonstration": {"prompt", "chosen", "rejected"}, "message": {"role", "content"}}
+        for name, placeholders in allowed.items():  # the other fields are literal text
+            try:
+                parsed = list(string.Formatter().parse(getattr(self, name)))
+            except ValueError as error:
+                raise ValueError(f"Demonstration template field {name!r} is not a valid format string: {error}.")
+            unknown = {field for _, field, _, _ in parsed if field is not None} - placeholders
+            if unknown:
+                raise ValueError(
+                    f"Demonstration template field {name!r} uses unknown placeholder(s) {sorted(unknown)}; it may use "
+                    f"{sorted(placeholders)} (write literal braces as {{{{ and }}}})."
+                )
 
 
 class QueryTooLongError(ValueError):
@@ -186,8 +204,15 @@ class DemonstrationRenderer:
         """Token ids of a query as `trl.RewardTrainer` tokenizes a response: the chat template for conversational
         data, `prompt + response + eos` (tokenizer's special tokens included) for standard data."""
         if is_conversational_value(response):
+            if isinstance(prompt, str):
+                raise TypeError(
+                    "A conversational response (a list of messages) needs a conversational prompt (a list of messages), "
+                    f"got the string prompt {prompt[:60]!r}."
+                )
             messages = list(prompt or []) + list(response)
             return list(self.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+        if not isinstance(response, str):
+            raise TypeError(f"A response must be a string or a list of chat messages, got {type(response).__name__}.")
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError("A standard (string) response needs a string prompt.")
         text = (prompt or "") + response

@@ -117,6 +117,24 @@ class SupportsUncertainty(Protocol):
     ) -> tuple[Sequence[float | None], Sequence[float | None]]: ...
 
 
+def check_batch(
+    prompts: Sequence[Any], completions: Sequence[Any], columns: Mapping[str, Any], name: str = "reward"
+) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """`(prompts, completions, columns)` as lists, after checking that the batch is not empty and that every
+    argument has one value per completion; a `ValueError` names the reward and the argument otherwise."""
+    if prompts is None or completions is None or isinstance(prompts, str) or isinstance(completions, str):
+        raise ValueError(f"{name}: prompts and completions must be lists (one prompt per completion).")
+    prompts, completions = list(prompts), list(completions)
+    if not completions:
+        raise ValueError(f"{name}: the batch is empty (no completions to score).")
+    if len(prompts) != len(completions):
+        raise ValueError(f"{name}: got {len(prompts)} prompts for {len(completions)} completions.")
+    for key, values in columns.items():
+        if not hasattr(values, "__len__") or isinstance(values, (str, Mapping)) or len(values) != len(completions):
+            raise ValueError(f"{name}: column {key!r} must hold one value per completion ({len(completions)}).")
+    return prompts, completions, dict(columns)
+
+
 class RewardModel:
     """Base class of trl-icrm's reward models: [`score`] gives a [`RewardPosterior`]; calling the model is TRL's reward
     function (one float per completion, after the penalty).
@@ -148,7 +166,8 @@ class RewardModel:
         raise NotImplementedError
 
     def __call__(self, prompts, completions, completion_ids=None, **kwargs) -> list[float]:
-        posterior = self.score(list(prompts), list(completions), **columns_only(kwargs))
+        prompts, completions, columns = check_batch(prompts, completions, columns_only(kwargs), self.__name__)
+        posterior = self.score(prompts, completions, **columns)
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:
             for key, values in posterior.extras.items():
@@ -158,7 +177,8 @@ class RewardModel:
 
     def score_with_uncertainty(self, prompts, completions, **kwargs) -> tuple[list[float], list[float]]:
         """Posterior means and variances ([`SupportsUncertainty`])."""
-        posterior = self.score(list(prompts), list(completions), **columns_only(kwargs))
+        prompts, completions, columns = check_batch(prompts, completions, columns_only(kwargs), self.__name__)
+        posterior = self.score(prompts, completions, **columns)
         if posterior.variance is None:
             raise ValueError(f"{self.__name__} reports no variance.")
         return posterior.mean.tolist(), posterior.variance.tolist()
@@ -180,6 +200,7 @@ __all__ = [
     "RewardModel",
     "RewardPosterior",
     "SupportsUncertainty",
+    "check_batch",
     "columns_only",
     "supports_uncertainty",
 ]

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..demonstrations import DemonstrationRenderer, EncodedQuery
-from ..modeling import unwrap_peft
+from ..modeling import read_model_config, unwrap_peft
 from ..utils.default_model import resolve_model_name_or_path
 from .base import RewardModel, RewardPosterior
 from .scoring import SequenceScorer, load_for_scoring
@@ -32,6 +32,12 @@ def load_sequence_classifier(model_name_or_path, tokenizer=None, trust_remote_co
     """`(model, tokenizer)` of a sequence classifier folder, PEFT adapter folder or hub id (fp32, safetensors); the
     tokenizer is loaded from the same place unless given."""
     path = resolve_model_name_or_path(model_name_or_path)
+    config = read_model_config(path, trust_remote_code)
+    if getattr(config, "num_labels", None) != 1 and any(a.endswith("ForCausalLM") for a in config.architectures or []):
+        raise ValueError(
+            f"{model_name_or_path} is a causal language model, not a reward model: a reward model is a sequence "
+            "classifier with one output (train one with `trl.RewardTrainer`, or `trl-icrm train --method bt`)."
+        )
     tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
         path, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code

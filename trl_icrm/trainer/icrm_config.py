@@ -130,6 +130,11 @@ class ICRMConfig(RewardConfig):
             logger.info("ICRMConfig keeps remove_unused_columns=False: the ICRM collator reads its own columns.")
             self.remove_unused_columns = False
         super().__post_init__()
+        self._check_icrm_fields()
+        self.icrm_settings()  # an unknown template field or placeholder fails here, before any training
+
+    def _check_icrm_fields(self) -> None:
+        """Raise a `ValueError` naming the field for every ICRM value out of range."""
         if not 0 <= self.min_demonstrations <= self.max_demonstrations:
             raise ValueError(
                 f"Need 0 <= min_demonstrations <= max_demonstrations, got {self.min_demonstrations} and "
@@ -139,10 +144,22 @@ class ICRMConfig(RewardConfig):
             raise ValueError(f"overlong_query must be 'error' or 'skip', got {self.overlong_query!r}.")
         if self.prior_alpha <= 0 or self.prior_beta <= 0:
             raise ValueError("The Beta prior needs prior_alpha > 0 and prior_beta > 0.")
+        if self.prior_alpha != self.prior_beta:
+            logger.warning(
+                "An asymmetric Beta prior (prior_alpha=%s, prior_beta=%s) is a prior that the first response (the "
+                "chosen one in training) wins; use equal values unless that is intended.",
+                self.prior_alpha,
+                self.prior_beta,
+            )
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}.")
-        if self.confidence_eps <= 0:
-            raise ValueError(f"confidence_eps must be > 0, got {self.confidence_eps}.")
+        if not self.confidence_eps >= 1e-6:
+            raise ValueError(
+                f"confidence_eps must be >= 1e-6, got {self.confidence_eps}: a smaller floor lets the posterior's "
+                "concentration reach the numerical limits of the Beta functions."
+            )
+        if self.ece_bins < 1:
+            raise ValueError(f"ece_bins must be >= 1, got {self.ece_bins}.")
 
     def icrm_settings(self) -> ICRMSettings:
         """The settings saved in the trained model's config."""

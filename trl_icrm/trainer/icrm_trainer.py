@@ -279,6 +279,27 @@ def _record_portable_base_model(adapter_dir: str) -> None:
             json.dump(adapter_config, handle, indent=2, sort_keys=True)
 
 
+def _check_row(example: dict[str, Any], index: int, group_column: str, label_column: str | None, name: str) -> None:
+    """Raise a `ValueError` naming the row and column of a response that is not text, a missing group or a
+    non-numeric label."""
+    for column in ("chosen", "rejected"):
+        value = example[column]
+        if not isinstance(value, str) and not (isinstance(value, list) and value):
+            raise ValueError(
+                f"Row {index} of the {name} dataset: {column!r} must be a string or a list of chat messages, got "
+                f"{type(value).__name__}."
+            )
+    if example[group_column] is None:
+        raise ValueError(f"Row {index} of the {name} dataset has no group (column {group_column!r} is None).")
+    if label_column is not None:
+        label = example[label_column]
+        if not isinstance(label, (int, float)):
+            raise ValueError(
+                f"Row {index} of the {name} dataset: label column {label_column!r} must hold numbers in [0, 1], got "
+                f"{label!r}."
+            )
+
+
 def _check_preference_columns(dataset, args: ICRMConfig, dataset_name: str) -> None:
     """A map-style dataset with preference pairs, a group column and (for training) the batch-together column."""
     if not isinstance(dataset, Dataset):
@@ -286,6 +307,8 @@ def _check_preference_columns(dataset, args: ICRMConfig, dataset_name: str) -> N
             f"ICRMRewardTrainer needs a map-style `datasets.Dataset` for {dataset_name} (demonstrations are drawn "
             f"by index), got {type(dataset).__name__}."
         )
+    if len(dataset) == 0:
+        raise ValueError(f"The {dataset_name} dataset is empty: ICRM needs preference pairs.")
     columns = dataset.column_names
     if "icrm_pool" in columns:
         return
@@ -491,6 +514,7 @@ class ICRMRewardTrainer(RewardTrainer):
         together = args.batch_together_column if dataset_name == "train" else None
 
         def encode(example: dict[str, Any], index: int) -> dict[str, Any]:
+            _check_row(example, index, group_column, label_column if has_labels else None, dataset_name)
             prompt = example.get("prompt")
             demonstration = {
                 "prompt": "" if prompt is None else prompt,
@@ -512,6 +536,11 @@ class ICRMRewardTrainer(RewardTrainer):
         )
         if has_labels and any(not 0.0 <= z <= 1.0 for z in dataset["icrm_label"]):
             raise ValueError(f"Column {label_column!r} of the {dataset_name} dataset must hold labels in [0, 1].")
+        ties = sum(c == r for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True))
+        if ties:
+            logger.warning(
+                "%d pair(s) of the %s dataset have chosen == rejected: they teach nothing.", ties, dataset_name
+            )
         return dataset
 
     def _get_train_sampler(self, train_dataset: Dataset | None = None):

@@ -1,0 +1,88 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""Bad input fails once, early, with an error naming the field, the row and the fix."""
+
+import pytest
+from datasets import Dataset
+
+from conftest import training_args as _args
+from trl_icrm import ICRMConfig, ICRMReward, ICRMRewardTrainer, SequenceClassifierReward, load_reward
+from trl_icrm.demonstrations import DemonstrationTemplate
+from trl_icrm.utils.testing import conflicting_pairs
+
+
+def _pairs(**overrides):
+    rows = conflicting_pairs(2, 0).to_list()
+    rows[1] = {**rows[1], **overrides}
+    return Dataset.from_list(rows)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("ece_bins", 0, "ece_bins must be >= 1"),
+        ("confidence_eps", 1e-9, "confidence_eps must be >= 1e-6"),
+        ("demonstration_template", {"demonstration": "{promt}"}, "unknown placeholder"),
+        ("demonstration_template", {"headr": "x"}, "Unknown demonstration template fields"),
+        ("min_demonstrations", 3, "min_demonstrations <= max_demonstrations"),
+    ],
+)
+def test_config_rejects_out_of_range_values(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ICRMConfig(**_args(tmp_path), max_demonstrations=2, **{field: value})
+
+
+def test_asymmetric_prior_warns(tmp_path, caplog):
+    ICRMConfig(**_args(tmp_path), prior_alpha=2.0, prior_beta=1.0)
+    assert "asymmetric Beta prior" in caplog.text
+
+
+def test_template_placeholders_are_checked():
+    DemonstrationTemplate.from_dict({"demonstration": "{prompt} | {chosen} | {rejected}", "header": "{literal}"})
+    with pytest.raises(ValueError, match="'message' uses unknown placeholder"):
+        DemonstrationTemplate.from_dict({"message": "{speaker}: {content}"})
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        (Dataset.from_dict({"prompt": [], "chosen": [], "rejected": [], "group": []}), "train dataset is empty"),
+        (_pairs(chosen=None), r"Row 1 of the train dataset: 'chosen' must be a string"),
+        (_pairs(group=None), r"Row 1 of the train dataset has no group"),
+    ],
+)
+def test_trainer_names_the_bad_row(tiny_causal_lm, tmp_path, dataset, message):
+    with pytest.raises(ValueError, match=message):
+        ICRMRewardTrainer(tiny_causal_lm, args=ICRMConfig(**_args(tmp_path)), train_dataset=dataset)
+
+
+def test_string_labels_and_ties(tiny_causal_lm, tmp_path, caplog):
+    rows = conflicting_pairs(2, 0).to_list()
+    labelled = Dataset.from_list([{**row, "label": "yes"} for row in rows])
+    with pytest.raises(ValueError, match="label column 'label' must hold numbers"):
+        ICRMRewardTrainer(tiny_causal_lm, args=ICRMConfig(**_args(tmp_path)), train_dataset=labelled)
+    tied = Dataset.from_list([{**rows[0], "rejected": rows[0]["chosen"]}, *rows[1:]])
+    ICRMRewardTrainer(tiny_causal_lm, args=ICRMConfig(**_args(tmp_path)), train_dataset=tied)
+    assert "1 pair(s) of the train dataset have chosen == rejected" in caplog.text
+
+
+def test_reward_calls_are_checked(random_icrm_dir):
+    reward = ICRMReward(random_icrm_dir, allow_zero_shot=True)
+    with pytest.raises(ValueError, match="got 1 prompts for 2 completions"):
+        reward(["a"], ["x", "y"])
+    with pytest.raises(ValueError, match="column 'demonstrations' must hold one value per completion"):
+        reward(["a", "b"], ["x", "y"], demonstrations=[[]])
+    with pytest.raises(ValueError, match="the batch is empty"):
+        reward([], [])
+    with pytest.raises(TypeError, match="needs a conversational prompt"):
+        reward(["a"], [[{"role": "assistant", "content": "x"}]])
+    with pytest.raises(TypeError, match="must be a string or a list of chat messages, got NoneType"):
+        reward(["a"], [None])
+
+
+def test_missing_models_and_wrong_kinds(tiny_causal_lm, tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a local model folder nor a model on the hub"):
+        load_reward(str(tmp_path / "no" / "such" / "model"))
+    with pytest.raises(FileNotFoundError, match="neither a local model folder"):
+        ICRMReward(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="is a causal language model, not a reward model"):
+        SequenceClassifierReward(tiny_causal_lm)
