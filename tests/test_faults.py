@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import training_args as _args
-from trl_icrm import ICRMConfig, ICRMRewardTrainer
+from trl_icrm import ICRMConfig, ICRMReward, ICRMRewardTrainer
 from trl_icrm.utils.testing import conflicting_pairs
 
 
@@ -114,3 +114,16 @@ def test_compressed_preference_files_load(tmp_path):
 
         (tmp_path / "x.txt.gz").write_bytes(b"")
         load_split(str(tmp_path / "x.txt.gz"))
+
+
+def test_icrm_model_card_and_trained_max_length(icrm_trained, tmp_path):
+    from trl_icrm.modeling import load_icrm_model
+
+    icrm_trained.save_model(str(tmp_path / "saved"))
+    card = (tmp_path / "saved" / "README.md").read_text()
+    assert "ICRMReward" in card and "pipeline(" not in card and "2602.08819" in card
+    assert "0 to 4 demonstrations" in card
+    model, _ = load_icrm_model(str(tmp_path / "saved"))
+    assert model.config.icrm["max_length"] == icrm_trained.args.max_length == 256
+    assert ICRMReward(str(tmp_path / "saved")).max_length == 256
+    assert ICRMReward(str(tmp_path / "saved"), max_length=100).max_length == 100

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,9 @@ class ICRMSettings:
     kl_coef: float = 0.1
     eps: float = 1e-3
     template: DemonstrationTemplate = field(default_factory=DemonstrationTemplate)
+    max_length: int | None = field(default=None, compare=False)
+    """The `max_length` the model was trained with (demonstrations + query); scorers default to it. It does not change
+    what the model computes, so models with other values compare equal."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class ICRMSettings:
             "kl_coef": self.kl_coef,
             "eps": self.eps,
             "template": self.template.to_dict(),
+            "max_length": self.max_length,
         }
 
     @classmethod
@@ -126,6 +131,19 @@ def prepare_tokenizer(tokenizer, model: PreTrainedModel | None = None):
     return tokenizer
 
 
+@contextlib.contextmanager
+def transformers_errors_only():
+    """Inside the block transformers logs errors only (its public verbosity setting, restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def load_icrm_model(
     model_name_or_path: str | os.PathLike,
     settings: ICRMSettings | None = None,
@@ -164,7 +182,7 @@ def load_icrm_model(
                 f"{model_name_or_path} was trained with ICRM settings {saved_settings}; refusing to load it with "
                 f"different ones {settings}."
             )
-        settings = saved_settings
+        settings = saved_settings if settings is None else settings  # equal but for max_length: the caller's
     elif not allow_new_head:
         raise ValueError(
             f"{model_name_or_path} is not a trained ICRM model (its config has no `icrm` settings); scoring with it "
@@ -173,9 +191,12 @@ def load_icrm_model(
     settings = settings or ICRMSettings()
     settings.save_to_config(config)
     config.id2label, config.label2id = dict(ICRM_LABELS), {v: k for k, v in ICRM_LABELS.items()}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_path, config=config, trust_remote_code=trust_remote_code, **model_init_kwargs
-    )
+    # With an adapter, the base checkpoint has no ICRM head: transformers reports it "newly initialized", but the
+    # adapter restores it right after, so that report is silenced (a new head on a plain backbone is still reported).
+    with transformers_errors_only() if adapter else contextlib.nullcontext():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base_path, config=config, trust_remote_code=trust_remote_code, **model_init_kwargs
+        )
     if adapter:
         from peft import PeftModel
 

@@ -69,7 +69,8 @@ class ICRMReward(RewardModel):
         demonstration_bank, bank_key_column, num_demonstrations: Bank mode.
         fixed_demonstrations: Fixed mode.
         allow_zero_shot: If `True`, a prompt with no demonstrations is scored zero-shot (K = 0) instead of raising.
-        max_length: Bound of demonstrations + query; whole demonstrations are dropped to fit (default: none).
+        max_length: Bound of demonstrations + query; whole demonstrations are dropped to fit (default: the
+            `max_length` the model was trained with, if it recorded one).
         batch_size: Sequences per forward pass.
         use_prefix_cache: Encode each distinct demonstration prefix once and score only the suffixes against it.
         seed: Seed of bank draws.
@@ -116,7 +117,7 @@ class ICRMReward(RewardModel):
             validate_demonstrations(fixed_demonstrations, "fixed demonstrations") if fixed_demonstrations else None
         )
         self.allow_zero_shot = allow_zero_shot
-        self.max_length = max_length
+        self.max_length = max_length if max_length is not None else self.settings.max_length
         self.seed = seed
         self.scorer = SequenceScorer(self.model, self.tokenizer.pad_token_id, batch_size, use_prefix_cache)
         self._demo_ids: dict[str, list[int]] = {}

@@ -170,4 +170,5 @@ class ICRMConfig(RewardConfig):
             kl_coef=self.kl_coef,
             eps=self.confidence_eps,
             template=DemonstrationTemplate.from_dict(template),
+            max_length=self.max_length,
         )

@@ -31,10 +31,12 @@ from ..modeling import (
     pad_right,
     prepare_tokenizer,
     split_heads,
+    unwrap_peft,
 )
 from ..objective import icrm_loss
 from ..utils.default_model import portable_model_name
 from .icrm_config import ICRMConfig
+from .model_card import icrm_model_card
 
 
 logger = logging.getLogger(__name__)
@@ -235,13 +237,13 @@ def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_
             f"An ICRM model has two outputs (reward, confidence); got num_labels={model.config.num_labels}. "
             "Load it with `trl_icrm.modeling.load_icrm_model` or pass a model path."
         )
-    elif getattr(model.config, "icrm", None) is None:
-        settings.save_to_config(model.config)
-    elif ICRMSettings.from_config(model.config) != settings:
+    elif getattr(model.config, "icrm", None) is not None and ICRMSettings.from_config(model.config) != settings:
         raise ValueError(
             "The model's saved ICRM settings differ from those in `args`; a model keeps the settings it was "
             f"trained with. Model: {ICRMSettings.from_config(model.config)}; args: {settings}."
         )
+    else:
+        settings.save_to_config(model.config)
     if processing_class is None:
         processing_class = AutoTokenizer.from_pretrained(
             model.config.name_or_path, trust_remote_code=args.trust_remote_code
@@ -660,10 +662,41 @@ class ICRMRewardTrainer(RewardTrainer):
         """[`~transformers.Trainer.save_model`]; a PEFT adapter folder (checkpoints too) also keeps the ICRM settings and
         the two-label head config, in the base model's config saved beside the adapter."""
         super().save_model(output_dir, _internal_call)
+        output_dir = output_dir or self.args.output_dir
         if self.args.should_save and hasattr(self.model, "peft_config"):
-            output_dir = output_dir or self.args.output_dir
             self.model.get_base_model().config.save_pretrained(output_dir)
             _record_portable_base_model(output_dir)
+        if self.args.should_save and not _internal_call:
+            self.create_model_card(output_dir=output_dir)
+
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        output_dir: str | None = None,
+    ) -> None:
+        """Write the ICRM model card (`README.md`): the base model, that the model reads demonstrations, how to score
+        with [`~trl_icrm.ICRMReward`], its settings and the method's citation (TRL's reward-model card would offer a
+        `pipeline` quick start that a two-head model cannot serve)."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = output_dir or self.args.output_dir
+        base = getattr(unwrap_peft(self.model).config, "name_or_path", None)
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        card = icrm_model_card(
+            model_name or os.path.basename(os.path.normpath(output_dir)),
+            portable_model_name(base) if base else None,
+            self._icrm_settings.to_dict(),
+            self.args.min_demonstrations,
+            self.args.max_demonstrations,
+            self.args.max_length,
+            tags=[*tags, *self._tag_names],
+            dataset_name=dataset_name,
+        )
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
+            handle.write(card)
 
     def demonstration_pools(self) -> dict[str, DemonstrationPool]:
         """The demonstration pools of the prepared datasets, by key (`"<dataset name>/<serial>"`)."""
