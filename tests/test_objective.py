@@ -120,3 +120,37 @@ def test_expected_calibration_error_hand_computed():
     ece = expected_calibration_error(torch.tensor([0.8, 0.8, 0.2, 0.2]), torch.tensor([1, 0, 0, 0]), num_bins=10)
     assert ece == pytest.approx(0.5 * 0.3 + 0.5 * 0.2)
     assert expected_calibration_error(torch.tensor([1.0, 0.0]), torch.tensor([1, 0])) == pytest.approx(0.0)
+
+
+def test_confidently_wrong_pairs_keep_learning():
+    """Outside the concentration range the value is clamped but the gradient is not cut: a confidently wrong pair
+    (alpha at its floor) is still pushed the right way, and an over-confident one is pulled back by the KL."""
+    margin = torch.tensor([-15.0], requires_grad=True)  # chosen far below rejected: alpha = sigmoid(-15) * 12 < 1e-4
+    out = icrm_loss(margin, torch.zeros(1), torch.tensor([5.0]), torch.tensor([5.0]), 1.0, kl_coef=0.1)
+    assert out.alpha.item() == pytest.approx(1e-4)
+    out.loss.backward()
+    assert margin.grad.item() < 0  # descending the loss raises the chosen side's margin
+    logits = torch.tensor([1e7, 1e7], dtype=torch.float64, requires_grad=True)  # tau = 2e7 > 1e6
+    zero = torch.zeros(1, dtype=torch.float64)
+    over = icrm_loss(zero, zero, logits[:1], logits[1:], 1.0, kl_coef=1.0)
+    assert over.alpha.item() == pytest.approx(1e6) and over.beta.item() == pytest.approx(1e6)
+    over.loss.backward()
+    assert logits.grad[0].item() > 0  # the KL lowers the confidence
+
+
+def test_float32_loss_is_exact_near_saturation():
+    """mu = 1 - 1e-6 at tau = 1e4: beta from sigmoid(-margin) keeps the float32 loss within 1e-4 of float64."""
+    margin = math.log((1 - 1e-6) / 1e-6)
+    c = 5000.0  # softplus(c) + eps = 5000.001 per side: tau is about 1e4
+    losses = {
+        dtype: icrm_loss(
+            torch.tensor([margin], dtype=dtype),
+            torch.zeros(1, dtype=dtype),
+            torch.tensor([c], dtype=dtype),
+            torch.tensor([c], dtype=dtype),
+            0.0,
+            kl_coef=0.0,
+        ).loss.item()
+        for dtype in (torch.float32, torch.float64)
+    }
+    assert losses[torch.float32] == pytest.approx(losses[torch.float64], rel=1e-4)

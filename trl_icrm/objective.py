@@ -32,10 +32,10 @@ from torch.distributions import Beta, kl_divergence
 
 
 DEFAULT_MIN_CONCENTRATION = 1e-4
-"""Beta concentrations are clamped to at least this, so digamma / lgamma stay finite for saturated preferences."""
+"""Beta concentrations take at least this value, so digamma / lgamma stay finite for saturated preferences."""
 
 DEFAULT_MAX_CONCENTRATION = 1e6
-"""... and to at most this, so lgamma differences in the KL stay finite in fp32 for huge confidences."""
+"""... and at most this value, so lgamma differences in the KL stay finite in fp32 for huge confidences."""
 
 
 @dataclass
@@ -56,16 +56,33 @@ def confidence(confidence_logits: torch.Tensor, eps: float = 1e-3) -> torch.Tens
     return F.softplus(confidence_logits) + eps
 
 
+def clamp_keeping_gradient(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """`values` clamped to [low, high], with the gradient of `values` itself (a straight-through clamp).
+
+    A plain clamp has zero gradient outside the range: a confidently wrong pair (alpha at the floor) would stop
+    learning, and the KL would stop pulling an over-confident one back. Inside the range both are the same.
+    """
+    return values.clamp(low, high).detach() + (values - values.detach())
+
+
 def beta_posterior(
     mu: torch.Tensor,
     tau: torch.Tensor,
     min_concentration: float = DEFAULT_MIN_CONCENTRATION,
     max_concentration: float = DEFAULT_MAX_CONCENTRATION,
+    margin: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Beta parameters (alpha, beta) = (mu * tau, (1 - mu) * tau), clamped to a finite, positive range."""
-    alpha = (mu * tau).clamp(min_concentration, max_concentration)
-    beta = ((1 - mu) * tau).clamp(min_concentration, max_concentration)
-    return alpha, beta
+    """Beta parameters (alpha, beta) = (mu * tau, (1 - mu) * tau), kept in a finite, positive range (values clamped,
+    gradients kept: [`clamp_keeping_gradient`]). With the `margin` r_a - r_b they are computed as
+    (sigmoid(margin) tau, sigmoid(-margin) tau), which keeps beta exact in float32 when mu is within 1e-7 of 1."""
+    if margin is None:
+        alpha, beta = mu * tau, (1 - mu) * tau
+    else:
+        alpha, beta = torch.sigmoid(margin) * tau, torch.sigmoid(-margin) * tau
+    return (
+        clamp_keeping_gradient(alpha, min_concentration, max_concentration),
+        clamp_keeping_gradient(beta, min_concentration, max_concentration),
+    )
 
 
 def pair_posterior(
@@ -93,9 +110,11 @@ def icrm_loss_from_posterior(
     kl_coef: float = 0.1,
     min_concentration: float = DEFAULT_MIN_CONCENTRATION,
     max_concentration: float = DEFAULT_MAX_CONCENTRATION,
+    margin: torch.Tensor | None = None,
 ) -> ICRMLossOutput:
-    """Negative ELBO of ICRM for posteriors given as (mu, tau); `loss` is the batch mean."""
-    alpha, beta = beta_posterior(mu, tau, min_concentration, max_concentration)
+    """Negative ELBO of ICRM for posteriors given as (mu, tau) (and, for precision, the margin with
+    mu = sigmoid(margin)); `loss` is the batch mean."""
+    alpha, beta = beta_posterior(mu, tau, min_concentration, max_concentration, margin)
     labels = torch.as_tensor(labels, dtype=alpha.dtype, device=alpha.device).expand_as(alpha)
     if ((labels < 0) | (labels > 1)).any():
         raise ValueError("ICRM labels are probabilities that y_a is preferred: they must lie in [0, 1].")
@@ -128,13 +147,14 @@ def icrm_loss(
         prior_alpha, prior_beta: The Beta prior (default Beta(1, 1), uniform).
         kl_coef: Weight of KL(q || prior); > 0 gives the interior optimum with finite confidence.
         eps: Floor of the per-response evidence kappa = softplus(c) + eps.
-        min_concentration, max_concentration: Clamp of the posterior's alpha and beta, for numerical safety.
+        min_concentration, max_concentration: Range of the posterior's alpha and beta, for numerical safety (values
+            clamped, gradients kept).
     """
     mu, tau = pair_posterior(
         rewards_a, rewards_b, confidence(confidence_logits_a, eps), confidence(confidence_logits_b, eps)
     )
     return icrm_loss_from_posterior(
-        mu, tau, labels, prior_alpha, prior_beta, kl_coef, min_concentration, max_concentration
+        mu, tau, labels, prior_alpha, prior_beta, kl_coef, min_concentration, max_concentration, rewards_a - rewards_b
     )
 
 

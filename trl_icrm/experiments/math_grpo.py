@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 
 from ..data.math_problems import make_arithmetic_problems, make_prompt
 from ..demonstrations import DemonstrationBank, seeded_rng
@@ -354,8 +354,8 @@ def greedy_accuracy(
 
 class HeldOutAccuracyCallback(TrainerCallback):
     """Evaluates held-out greedy accuracy ([`greedy_accuracy`]) before training, every `eval_every` steps
-    (0: never in between) and after training, and records it in `history` and in `state.log_history` (as
-    `heldout/accuracy`).
+    (0: never in between) and after training, and records it in `history` and, as `heldout/accuracy`, in the
+    trainer's logs (which reach `report_to`; without a trainer, in `state.log_history`).
 
     With a `trainer`, generation runs on the unwrapped model (`trl.models.utils.unwrap_model_for_generation`, which
     gathers ZeRO-3 parameters on every rank), and each process evaluates its share of the problems; the counts are
@@ -421,7 +421,11 @@ class HeldOutAccuracyCallback(TrainerCallback):
             }
         record = {"step": int(step), **result}
         self.history.append(record)
-        if state is not None:
+        if trainer is not None:
+            # Through `transformers.Trainer.log`, so it reaches `report_to` (W&B, TensorBoard, ...); not through
+            # GRPOTrainer.log, which would also flush the training metrics it is accumulating for its next log.
+            Trainer.log(trainer, {"heldout/accuracy": result["accuracy"]})
+        elif state is not None:
             state.log_history.append({"step": int(step), "heldout/accuracy": result["accuracy"]})
         logger.info("Held-out accuracy at step %d: %.4f", step, result["accuracy"])
         return record
