@@ -86,3 +86,24 @@ def test_missing_models_and_wrong_kinds(tiny_causal_lm, tmp_path):
         ICRMReward(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="is a causal language model, not a reward model"):
         SequenceClassifierReward(tiny_causal_lm)
+
+
+def test_quantization_config_reaches_the_loader(tiny_causal_lm, tmp_path, monkeypatch):
+    import trl_icrm.trainer.icrm_trainer as trainer_module
+
+    seen = {}
+    real = trainer_module.load_icrm_model
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        kwargs.pop("quantization_config", None)  # no bitsandbytes on a CPU: check what would reach from_pretrained
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "load_icrm_model", spy)
+    marker = object()
+    data = conflicting_pairs(2, 0)
+    ICRMRewardTrainer(tiny_causal_lm, ICRMConfig(**_args(tmp_path)), train_dataset=data, quantization_config=marker)
+    assert seen["quantization_config"] is marker
+    both = ICRMConfig(**_args(tmp_path), model_init_kwargs={"quantization_config": marker})
+    with pytest.raises(ValueError, match="both as a trainer argument and in `args.model_init_kwargs`"):
+        ICRMRewardTrainer(tiny_causal_lm, both, train_dataset=data, quantization_config=marker)

@@ -219,17 +219,31 @@ def _check_args(args: ICRMConfig | None, model: str | PreTrainedModel) -> ICRMCo
     return args
 
 
-def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_class):
-    """(model, tokenizer, settings): a model path loaded with a two-output head (seeded), or a loaded model checked
-    against the settings in `args`."""
+def _model_init_kwargs(args: ICRMConfig, quantization_config) -> dict[str, Any]:
+    """`args.model_init_kwargs` with the trainer's `quantization_config`, as `trl.RewardTrainer` builds them."""
+    kwargs = dict(args.model_init_kwargs or {})
+    if quantization_config is not None:
+        if "quantization_config" in kwargs:
+            raise ValueError(
+                "`quantization_config` is set both as a trainer argument and in `args.model_init_kwargs`; set it in "
+                "one place, preferably as a trainer argument."
+            )
+        kwargs["quantization_config"] = quantization_config
+    if args.distributed_state.distributed_type in ("MULTI_GPU", "DEEPSPEED"):
+        kwargs["device_map"] = None  # distributed training needs every process to hold its own copy
+    return kwargs
+
+
+def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_class, quantization_config=None):
+    """(model, tokenizer, settings): a model path loaded with a two-output head (seeded, quantized with
+    `quantization_config` if given), or a loaded model checked against the settings in `args`."""
     settings = args.icrm_settings()
     if isinstance(model, (str, os.PathLike)):
         from transformers import set_seed
 
         set_seed(args.seed)  # the new heads are random: make them reproducible
-        model, tokenizer = load_icrm_model(
-            model, settings, trust_remote_code=args.trust_remote_code, **dict(args.model_init_kwargs or {})
-        )
+        kwargs = _model_init_kwargs(args, quantization_config)
+        model, tokenizer = load_icrm_model(model, settings, trust_remote_code=args.trust_remote_code, **kwargs)
         args.model_init_kwargs = None  # consumed here
         processing_class = processing_class or tokenizer
     elif getattr(model.config, "num_labels", None) != 2:
@@ -244,6 +258,11 @@ def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_
         )
     else:
         settings.save_to_config(model.config)
+        if quantization_config is not None or args.model_init_kwargs:
+            logger.warning(
+                "quantization_config and model_init_kwargs apply to a model loaded from a path; this model is already "
+                "instantiated, so they are ignored (as trl.RewardTrainer does)."
+            )
     if processing_class is None:
         processing_class = AutoTokenizer.from_pretrained(
             model.config.name_or_path, trust_remote_code=args.trust_remote_code
@@ -409,6 +428,8 @@ class ICRMRewardTrainer(RewardTrainer):
             Pairs for evaluation; demonstrations are drawn from the same evaluation set and group.
         peft_config ([`~peft.PeftConfig`], *optional*):
             PEFT configuration (e.g. LoRA); `task_type` defaults to `"SEQ_CLS"` so the heads are trained and saved.
+        quantization_config ([`~transformers.BitsAndBytesConfig`], *optional*):
+            Quantization of a model loaded from a path (QLoRA with `peft_config`), as in `trl.RewardTrainer`.
         Other arguments are those of [`~trl.RewardTrainer`].
     """
 
@@ -429,9 +450,10 @@ class ICRMRewardTrainer(RewardTrainer):
         optimizer_cls_and_kwargs: tuple | None = None,
         preprocess_logits_for_metrics: Callable | None = None,
         peft_config=None,
+        quantization_config=None,
     ):
         args = _check_args(args, model)
-        model, processing_class, settings = _load_icrm_model(model, args, processing_class)
+        model, processing_class, settings = _load_icrm_model(model, args, processing_class, quantization_config)
         _use_sequence_classification(peft_config)
         self._icrm_settings = settings
         self._icrm_renderer = DemonstrationRenderer(processing_class, settings.template)
