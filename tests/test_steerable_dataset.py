@@ -97,3 +97,28 @@ def test_unknown_objective_is_an_error():
     with pytest.raises(ValueError, match="Unknown objectives"):
         build_steerable_splits([], seen_objectives=["verbose"])
     assert set(AXES) == {"length", "format", "tone", "compliance"}
+
+
+def test_responses_are_written_as_generated_and_resumed(tiny_causal_lm, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trl_icrm.data.steerable import iter_style_responses, load_responses, save_responses
+
+    model, tokenizer = (
+        AutoModelForCausalLM.from_pretrained(tiny_causal_lm),
+        AutoTokenizer.from_pretrained(tiny_causal_lm),
+    )
+    path = tmp_path / "responses.jsonl"
+    rows = iter_style_responses(model, tokenizer, ["Tell me about tea."], ["concise", "detailed"], 4, batch_size=1)
+    with pytest.raises(RuntimeError):  # interrupted after the first row: that row is on disk
+        save_responses((row if i == 0 else _raise() for i, row in enumerate(rows)), path)
+    kept = load_responses(path)
+    assert [(r["prompt"], r["style"]) for r in kept] == [("Tell me about tea.", "concise")]
+    skip = [(r["prompt"], r["style"]) for r in kept]
+    rest = iter_style_responses(model, tokenizer, ["Tell me about tea."], ["concise", "detailed"], 4, skip=skip)
+    save_responses(rest, path, append=True)
+    assert [r["style"] for r in load_responses(path)] == ["concise", "detailed"]
+
+
+def _raise():
+    raise RuntimeError("interrupted")

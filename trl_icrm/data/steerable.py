@@ -42,7 +42,7 @@ import os
 import random
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from datasets import Dataset, DatasetDict
@@ -202,7 +202,7 @@ def style_prompt(prompt: str, style: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"{prompt}\n\n{STYLE_INSTRUCTIONS[style]}"}]
 
 
-def generate_style_responses(
+def iter_style_responses(
     model,
     tokenizer,
     prompts: Sequence[str] | None = None,
@@ -210,16 +210,19 @@ def generate_style_responses(
     max_new_tokens: int = 64,
     batch_size: int = 32,
     progress: Callable[[Iterable], Iterable] | None = None,
-) -> list[dict[str, str]]:
-    """Greedy responses of `model` to every prompt under every style: rows `{prompt, style, response}`."""
+    skip: Iterable[tuple[str, str]] = (),
+) -> Iterator[dict[str, str]]:
+    """Greedy responses of `model` to every prompt under every style, yielded batch by batch as rows
+    `{prompt, style, response}` (so they can be written as they come); `(prompt, style)` pairs in `skip` (e.g. those
+    an interrupted run already wrote) are not generated again."""
     from ..utils.generation import generate_greedy
 
     prompts = list(prompts) if prompts is not None else default_prompts()
     unknown = sorted(set(styles) - set(STYLE_INSTRUCTIONS))
     if unknown:
         raise ValueError(f"Unknown styles {unknown}; known: {sorted(STYLE_INSTRUCTIONS)}.")
-    jobs = [(prompt, style) for style in styles for prompt in prompts]
-    rows: list[dict[str, str]] = []
+    done = set(skip)
+    jobs = [(prompt, style) for style in styles for prompt in prompts if (prompt, style) not in done]
     chunks = range(0, len(jobs), batch_size)
     for start in progress(chunks) if progress else chunks:
         batch = jobs[start : start + batch_size]
@@ -227,15 +230,21 @@ def generate_style_responses(
             model, tokenizer, [style_prompt(p, s) for p, s in batch], max_new_tokens, batch_size
         )
         for (prompt, style), completion in zip(batch, completions, strict=True):
-            rows.append({"prompt": prompt, "style": style, "response": completion[0]["content"].strip()})
-    return rows
+            yield {"prompt": prompt, "style": style, "response": completion[0]["content"].strip()}
 
 
-def save_responses(rows: Sequence[Mapping[str, str]], path: str | os.PathLike) -> str:
+def generate_style_responses(model, tokenizer, *args, **kwargs) -> list[dict[str, str]]:
+    """All rows of [`iter_style_responses`] as a list."""
+    return list(iter_style_responses(model, tokenizer, *args, **kwargs))
+
+
+def save_responses(rows: Iterable[Mapping[str, str]], path: str | os.PathLike, append: bool = False) -> str:
+    """Write rows as JSON lines, each as soon as it arrives (flushed), so an interrupted run keeps what it wrote."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    with open(path, "a" if append else "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(dict(row), ensure_ascii=False) + "\n")
+            handle.flush()
     return str(path)
 
 
@@ -391,6 +400,7 @@ __all__ = [
     "default_prompts",
     "follows_axis",
     "generate_style_responses",
+    "iter_style_responses",
     "is_refusal",
     "list_line_count",
     "load_responses",
