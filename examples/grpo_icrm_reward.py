@@ -14,15 +14,15 @@ First train the reward model (about 10 minutes on CPU), then run GRPO:
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser
 
-from trl_icrm import DEFAULT_MODEL, resolve_model_name_or_path
+from trl_icrm import DEFAULT_MODEL, ICRMReward, resolve_model_name_or_path
 from trl_icrm.data.builtin import concise_vs_detailed
-from trl_icrm import ICRMReward
 
 
 @dataclass
@@ -83,8 +83,14 @@ def main(script_args: ScriptArguments, training_args: GRPOConfig, model_args: Mo
             print(f"step {entry.get('step', '?')}: {columns}")
 
 
-if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, GRPOConfig, ModelConfig))
+def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None) -> TrlParser:
+    dataclass_types = (ScriptArguments, GRPOConfig, ModelConfig)
+    if subparsers is not None:
+        parser = subparsers.add_parser(
+            "grpo-icrm-reward", help="GRPO with a steered ICRM reward", dataclass_types=dataclass_types
+        )
+    else:
+        parser = TrlParser(dataclass_types, prog=prog)
     parser.set_defaults(
         model_name_or_path=DEFAULT_MODEL,
         output_dir="outputs/grpo-icrm-reward",
@@ -99,4 +105,8 @@ if __name__ == "__main__":
         save_strategy="no",
         seed=0,
     )
-    main(*parser.parse_args_and_config())
+    return parser
+
+
+if __name__ == "__main__":
+    main(*make_parser().parse_args_and_config())

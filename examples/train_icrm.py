@@ -12,18 +12,29 @@ on the same pairs for comparison.
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 from dataclasses import dataclass, field
 
-from trl import ModelConfig, RewardConfig, RewardTrainer, TrlParser, get_peft_config
+from trl import ModelConfig, RewardTrainer, TrlParser, get_peft_config
 
-from trl_icrm import DEFAULT_MODEL, ICRMConfig, ICRMRewardTrainer, resolve_model_name_or_path
+from trl_icrm import (
+    DEFAULT_MODEL,
+    ICRMConfig,
+    ICRMRewardTrainer,
+    bt_config_from,
+    resolve_model_name_or_path,
+    save_reward_model,
+)
 from trl_icrm.data.builtin import concise_vs_detailed
+from trl_icrm.modeling import LORA_TARGET_MODULES
+from trl_icrm.utils.io import write_json
 
 
 @dataclass
 class ScriptArguments:
+    """Arguments of `examples/train_icrm.py` (besides `ICRMConfig` and `ModelConfig`)."""
+
     eval_demonstrations: int = field(default=2, metadata={"help": "K demonstrations per pair at evaluation."})
     compare_bt: bool = field(default=False, metadata={"help": "Also train a conventional BT model on the same pairs."})
 
@@ -55,26 +66,8 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
         }
     }
     if script_args.compare_bt:
-        bt_args = RewardConfig(
-            output_dir=os.path.join(training_args.output_dir, "bt"),
-            **{
-                key: getattr(training_args, key)
-                for key in (
-                    "num_train_epochs",
-                    "max_steps",
-                    "per_device_train_batch_size",
-                    "learning_rate",
-                    "max_length",
-                    "seed",
-                    "bf16",
-                    "lr_scheduler_type",
-                    "logging_steps",
-                    "report_to",
-                    "save_strategy",
-                    "use_cpu",
-                )
-            },
-        )
+        bt_args = bt_config_from(training_args)  # the same budget, seed and schedule as the ICRM model
+        bt_args.output_dir = os.path.join(training_args.output_dir, "bt")
         bt = RewardTrainer(
             resolve_model_name_or_path(model_args.model_name_or_path),
             args=bt_args,
@@ -82,6 +75,7 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
             peft_config=get_peft_config(model_args),
         )
         bt.train()
+        save_reward_model(bt, bt_args.output_dir)  # merged: a plain one-output classifier
         results["bt"] = {"any": accuracy_by_objective(bt, data["test"])}
     print(f"\nHeld-out pairwise accuracy ({len(data['test'])} test pairs, {len(data['train'])} training pairs)")
     print(f"{'model':<6} {'demonstrations':<18} " + " ".join(f"{g:>9}" for g in ("concise", "detailed")))
@@ -90,13 +84,18 @@ def main(script_args: ScriptArguments, training_args: ICRMConfig, model_args: Mo
             print(
                 f"{model_name:<6} {setting:<18} " + " ".join(f"{accuracy[g]:>9.3f}" for g in ("concise", "detailed"))
             )
-    with open(os.path.join(training_args.output_dir, "steering_results.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2)
+    write_json(results, os.path.join(training_args.output_dir, "steering_results.json"))
     return results
 
 
-if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, ICRMConfig, ModelConfig))
+def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None) -> TrlParser:
+    dataclass_types = (ScriptArguments, ICRMConfig, ModelConfig)
+    if subparsers is not None:
+        parser = subparsers.add_parser(
+            "train-icrm", help="Train a steerable ICRM model", dataclass_types=dataclass_types
+        )
+    else:
+        parser = TrlParser(dataclass_types, prog=prog)
     parser.set_defaults(
         model_name_or_path=DEFAULT_MODEL,
         output_dir="outputs/icrm-concise-vs-detailed",
@@ -104,7 +103,7 @@ if __name__ == "__main__":
         lora_task_type="SEQ_CLS",
         lora_r=16,
         lora_alpha=32,
-        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"],
+        lora_target_modules=LORA_TARGET_MODULES,
         num_train_epochs=3,
         per_device_train_batch_size=4,
         learning_rate=5e-4,
@@ -116,4 +115,8 @@ if __name__ == "__main__":
         save_strategy="no",
         report_to=[],
     )
-    main(*parser.parse_args_and_config())
+    return parser
+
+
+if __name__ == "__main__":
+    main(*make_parser().parse_args_and_config())

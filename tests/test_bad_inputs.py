@@ -4,10 +4,11 @@
 import pytest
 from datasets import Dataset
 
-from conftest import training_args as _args
 from trl_icrm import ICRMConfig, ICRMReward, ICRMRewardTrainer, SequenceClassifierReward, load_reward
 from trl_icrm.demonstrations import DemonstrationTemplate
 from trl_icrm.utils.testing import conflicting_pairs
+
+from conftest import training_args as _args
 
 
 def _pairs(**overrides):

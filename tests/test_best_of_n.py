@@ -592,50 +592,75 @@ def test_experiment_end_to_end_on_a_tiny_policy(tiny_causal_lm, tmp_path):
         run_best_of_n_experiment(FakeUncertainReward(), tmp_path, model=tiny_causal_lm, dataset=dataset.select([]))
 
 
-def test_bon_subcommand_runs_the_same_code(tiny_causal_lm, tmp_path, capsys):
-    from trl_icrm.cli import build_parser
-    from trl_icrm.experiments.best_of_n import bon_main
+def test_bon_subcommand_runs_the_same_code(tiny_causal_lm, tmp_path, capsys, monkeypatch):
+    from trl_icrm.cli import main, make_command_parser
 
-    argv = ["bon", "--reward-model", "fake-path", "--model", tiny_causal_lm, "--output-dir", str(tmp_path)]
-    argv += ["--num-prompts", "2", "-N", "3", "--max-new-tokens", "4", "--num-bootstrap", "50", "--no-progress"]
-    argv += ["--penalties", "lcb:0.5"]
-    args = build_parser().parse_args(argv)
-    assert args.func.__name__ == "_bon" and args.reward_model == ["fake-path"] and args.num_samples == 3
-    loaded = []
+    argv = ["bon", "--reward_model_name_or_path", "fake-path", "--model_name_or_path", tiny_causal_lm]
+    argv += ["--output_dir", str(tmp_path), "--num_prompts", "2", "--num_samples", "3", "--max_new_tokens", "4"]
+    argv += ["--num_bootstrap", "50", "--no_progress_bar", "--penalties", "lcb:0.5"]
+    module, parser = make_command_parser("bon")
+    script_args, settings = parser.parse_args_and_config(argv[1:])
+    assert module.__name__ == "trl_icrm.scripts.bon" and parser.prog == "trl-icrm bon"
+    assert script_args.reward_model_name_or_path == ["fake-path"] and script_args.reward == "auto"
+    assert settings.num_samples == 3 and settings.progress_bar is False and settings.penalties == ["lcb:0.5"]
+    kinds, loaded = [], []
 
-    def load_reward(path, kind, demonstrations):
-        loaded.append((path, kind, demonstrations))
+    def reward_model_kind(path, **kwargs):
+        kinds.append(path)
+        return "icrm"
+
+    def load_reward(path, kind="auto", **kwargs):
+        loaded.append((path, kind, kwargs))
         return FakeUncertainReward()
 
-    assert bon_main(args, load_reward=load_reward) == 0
-    assert loaded == [("fake-path", "auto", None)]
+    monkeypatch.setattr("trl_icrm.rewards.reward_model_kind", reward_model_kind)
+    monkeypatch.setattr("trl_icrm.rewards.load_reward", load_reward)
+    assert main(argv) == 0
+    assert kinds == ["fake-path"]
+    assert loaded == [
+        ("fake-path", "icrm", {"fixed_demonstrations": None, "allow_zero_shot": True, "name": "fake-path"})
+    ]
     curves, config = load_curves(tmp_path / "best_of_n_curves.json")
     assert [c.name for c in curves] == ["fake_uncertain", "fake_uncertain lcb k=0.5"]
     assert config["num_samples"] == 3 and config["gold"] == "math_verify"
     assert "best_of_n_curves.png" in capsys.readouterr().out
+    # Demonstrations steer ICRM proxies only: a BT proxy given some stops the command before any sampling.
+    demonstrations = tmp_path / "demonstrations.json"
+    demonstrations.write_text(json.dumps([{"prompt": "1 + 1?", "chosen": "2", "rejected": "3"}]))
+    with pytest.raises(SystemExit, match="ICRM reward models only"):
+        main([*argv, "--reward", "bt", "--demonstrations", str(demonstrations)])
+    with pytest.raises(SystemExit, match="needs --reward_model_name_or_path"):
+        main(["bon", "--output_dir", str(tmp_path)])
+    assert len(loaded) == 1
 
 
 def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_causal_lm, default_model_dir, tmp_path):
-    from trl_icrm.experiments.best_of_n import load_proxy, reward_model_kind
+    from trl_icrm.rewards import reward_model_kind
+    from trl_icrm.scripts.bon import load_proxies
     from trl_icrm.utils.testing import save_random_models
 
     # A 2-output classifier without ICRM settings is ambiguous, and no trained ICRM model.
-    with pytest.raises(ValueError, match="reward-kind"):
+    with pytest.raises(ValueError, match="none of the known kinds of reward model"):
         reward_model_kind(tiny_sequence_classifier)
     with pytest.raises(ValueError, match="not a trained ICRM model"):
-        load_proxy(tiny_sequence_classifier, "icrm")
+        load_proxies([tiny_sequence_classifier], "icrm")
     from trl_icrm.modeling import load_icrm_model
 
     icrm_model, icrm_tokenizer = load_icrm_model(tiny_causal_lm)
     icrm_model.save_pretrained(tmp_path / "icrm_rm")
     icrm_tokenizer.save_pretrained(tmp_path / "icrm_rm")
     assert reward_model_kind(tmp_path / "icrm_rm") == "icrm"
-    icrm = load_proxy(tmp_path / "icrm_rm")
+    (icrm,) = load_proxies([tmp_path / "icrm_rm"])
     assert supports_uncertainty(icrm) and icrm.__name__ == "icrm_rm"
     bt_folder = save_random_models(tmp_path, default_model_dir, num_labels=1)["sequence_classifier"]
     assert reward_model_kind(bt_folder) == "bt"
-    bt = load_proxy(bt_folder)
+    (bt,) = load_proxies([bt_folder])
     assert not supports_uncertainty(bt)
+    pair = {"prompt": "1 + 1?", "chosen": "2", "rejected": "3"}
+    (steered,) = load_proxies([tmp_path / "icrm_rm"], "auto", demonstrations=[pair])
+    assert steered.fixed is not None and len(steered.fixed) == 1
+    with pytest.raises(ValueError, match="ICRM reward models only"):
+        load_proxies([bt_folder], "auto", demonstrations=[pair])
     result = run_best_of_n_experiment(
         [icrm, bt],
         tmp_path / "out",

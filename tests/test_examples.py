@@ -38,6 +38,7 @@ def test_train_icrm_example(icrm_adapter):
         for accuracy in rows.values():
             assert set(accuracy) == {"concise", "detailed"} and all(0.0 <= a <= 1.0 for a in accuracy.values())
     assert (icrm_adapter / "adapter_config.json").is_file() and (icrm_adapter / "config.json").is_file()
+    assert (icrm_adapter / "bt" / "model.safetensors").is_file()  # the BT model, merged by save_reward_model
 
 
 def test_grpo_icrm_reward_example(icrm_adapter, tmp_path):

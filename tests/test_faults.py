@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import training_args as _args
 from trl_icrm import ICRMConfig, ICRMReward, ICRMRewardTrainer
 from trl_icrm.utils.testing import conflicting_pairs
+
+from conftest import training_args as _args
 
 
 @pytest.mark.parametrize("batch_size", [1, 5, 12])

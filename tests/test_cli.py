@@ -1,0 +1,243 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""The `trl-icrm` command line: one dispatcher, one `TrlParser` script per command, `--config` YAML files."""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trl_icrm.cli import COMMANDS, build_parser, main, make_command_parser
+
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMAND_NAMES = ["env", "train", "grpo", "bon", "steer-eval", "build-math-preferences", "compare-rewards"]
+KEY_FLAGS = {
+    "env": ["--convert"],
+    "train": ["--method", "--dataset_path", "--eval_fraction", "--model_name_or_path", "--max_demonstrations"],
+    "grpo": [
+        "--reward",
+        "--reward_model_name_or_path",
+        "--penalty",
+        "--num_demonstrations",
+        "--preferences_path",
+        "--model_name_or_path",
+        "--num_generations",
+    ],
+    "bon": [
+        "--reward_model_name_or_path",
+        "--reward",
+        "--demonstrations",
+        "--model_name_or_path",
+        "--num_samples",
+        "--penalties",
+        "--ensembles",
+        "--no_progress_bar",
+    ],
+    "steer-eval": [
+        "--icrm_model_name_or_path",
+        "--bt_model_name_or_path",
+        "--model_name_or_path",
+        "--batch_twins",
+        "--save_steps",
+        "--min_demonstrations",
+        "--ks",
+        "--conflict",
+    ],
+    "build-math-preferences": ["--model_name_or_path", "--num_problems", "--num_samples", "--output_dir"],
+    "compare-rewards": [
+        "--rewards",
+        "--icrm_model_name_or_path",
+        "--bt_model_name_or_path",
+        "--report_only",
+        "--reward_model_name_or_path",
+    ],
+}
+OLD_FLAGS = ["--objective", "--base_model", "--reward_kind", "--reward-kind", "--policy_name_or_path", "--icrm_model "]
+
+
+def _subprocess(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_top_level_help_lists_every_command_without_importing_torch_or_transformers():
+    assert [command.name for command in COMMANDS] == COMMAND_NAMES
+    code = (
+        "import json, sys\n"
+        "from trl_icrm.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules)))\n"
+    )
+    result = _subprocess("-c", code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    help_text, imported = result.stdout.rsplit("\n", 2)[0], json.loads(result.stdout.splitlines()[-1])
+    assert imported == []
+    for command in COMMANDS:
+        assert re.search(rf"^\s+{re.escape(command.name)}\b", help_text, re.MULTILINE), command.name
+        assert command.help.split()[0] in help_text
+
+
+def test_dispatcher_without_a_command_prints_help_and_rejects_unknown_arguments(capsys):
+    assert main([]) == 0
+    assert "compare-rewards" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as error:
+        main(["--not-a-flag"])
+    assert error.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["no-such-command"])
+    placeholders = build_parser()._subparsers._group_actions[0].choices
+    assert set(placeholders) == set(COMMAND_NAMES) and all(not p.add_help for p in placeholders.values())
+
+
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_every_command_parser_builds_with_help_and_defaults(name):
+    from trl import TrlParser
+
+    module, parser = make_command_parser(name)
+    assert isinstance(parser, TrlParser) and parser.prog == f"trl-icrm {name}"
+    assert callable(module.main) and module.__name__ == f"trl_icrm.scripts.{name.replace('-', '_')}"
+    help_text = parser.format_help()
+    for flag in KEY_FLAGS[name]:
+        assert flag in help_text, flag
+    for flag in OLD_FLAGS:
+        assert flag not in help_text, flag
+    assert not re.search(r"--model(?=[\s,\]])", help_text)  # the policy/backbone is --model_name_or_path
+    # Every option of trl-icrm's own dataclasses has a help text, and the help shows every default.
+    own_fields = {
+        field
+        for dataclass_type in parser.dataclass_types
+        if dataclass_type.__module__.startswith("trl_icrm.")
+        for field in dataclass_type.__dataclass_fields__
+    }
+    own_actions = [a for a in parser._actions if a.dest in own_fields]
+    assert len({a.dest for a in own_actions}) == len(own_fields)
+    assert all(action.help for action in own_actions)
+    assert help_text.count("(default:") >= len([a for a in parser._actions if a.help and a.dest != "help"])
+
+
+def test_script_parsers_also_register_as_subparsers():
+    from trl import TrlParser
+
+    subparsers = TrlParser(prog="trl-icrm").add_subparsers(dest="command")
+    for command in COMMANDS:
+        module, _ = make_command_parser(command.name)
+        parser = module.make_parser(subparsers)
+        assert isinstance(parser, TrlParser) and parser.prog.endswith(command.name)
+
+
+GRPO_CONFIGS = {
+    "config_verifier.yaml": ("verifier", None, "outputs/grpo-math"),
+    "config_icrm.yaml": ("icrm", "outputs/math-icrm", "outputs/grpo-math-icrm"),
+    "config_bt.yaml": ("bt", "outputs/math-bt", "outputs/grpo-math-bt"),
+}
+
+
+@pytest.mark.parametrize("config", sorted(GRPO_CONFIGS))
+def test_grpo_config_files_parse_into_the_dataclasses(config):
+    from trl import GRPOConfig, ModelConfig
+
+    from trl_icrm.scripts.grpo import GRPOScriptArguments
+
+    path = ROOT / "recipes" / "smollm2-135m" / "grpo" / config
+    _, parser = make_command_parser("grpo")
+    script_args, training_args, model_args = parser.parse_args_and_config(["--config", str(path), "--max_steps", "3"])
+    assert isinstance(script_args, GRPOScriptArguments) and isinstance(training_args, GRPOConfig)
+    assert isinstance(model_args, ModelConfig) and model_args.model_name_or_path == "embedded:SmolLM2-135M-Instruct"
+    reward, reward_model, output_dir = GRPO_CONFIGS[config]
+    assert (script_args.reward, script_args.reward_model_name_or_path) == (reward, reward_model)
+    assert training_args.output_dir == output_dir and training_args.learning_rate == 5e-6
+    assert training_args.max_steps == 3  # the command line overrides the file
+    assert training_args.num_generations == 4 and training_args.max_completion_length == 96
+    assert script_args.difficulties == [1] and training_args.save_strategy == "no"
+    # The file holds the command's own defaults: without it, the same run.
+    defaults = make_command_parser("grpo")[1].parse_args_and_config(["--reward", reward, "--max_steps", "3"])[1]
+    assert (
+        defaults.learning_rate == training_args.learning_rate and defaults.logging_steps == training_args.logging_steps
+    )
+
+
+@pytest.mark.parametrize("method", ["icrm", "bt"])
+def test_reward_config_files_parse_into_the_dataclasses(method):
+    from trl_icrm import ICRMConfig
+
+    path = ROOT / "recipes" / "smollm2-135m" / "reward" / f"config_{method}.yaml"
+    script_args, training_args, model_args = make_command_parser("train")[1].parse_args_and_config(
+        ["--config", str(path)]
+    )
+    assert script_args.method == method and isinstance(training_args, ICRMConfig)
+    assert training_args.output_dir == f"outputs/math-{method}" and training_args.learning_rate == 5e-4
+    assert model_args.use_peft and model_args.lora_r == 16 and "gate_proj" in model_args.lora_target_modules
+    assert model_args.lora_task_type == "SEQ_CLS" and training_args.max_length == 1024
+
+
+def test_readme_steer_eval_command_parses_with_its_flags():
+    argv = "--output_dir outputs/steerability-twins --max_steps 360 --learning_rate 5e-4 --min_demonstrations 1"
+    argv += " --max_demonstrations 4 --batch_twins --save_steps 40"
+    script_args, training_args = make_command_parser("steer-eval")[1].parse_args_and_config(argv.split())
+    assert script_args.output_dir == "outputs/steerability-twins"
+    assert (training_args.max_steps, training_args.learning_rate, training_args.save_steps) == (360, 5e-4, 40)
+    assert (training_args.min_demonstrations, training_args.max_demonstrations) == (1, 4)
+    assert training_args.batch_twins is True
+    no_twins = make_command_parser("steer-eval")[1].parse_args_and_config(["--no_batch_twins"])[1]
+    assert no_twins.batch_twins is False
+
+
+def test_steer_eval_on_a_benchmark_needs_trained_models(tmp_path):
+    benchmark = ROOT / "tests" / "fixtures" / "benchmarks" / "pku_saferlhf.jsonl"
+    argv = ["steer-eval", "--benchmark", "pku_saferlhf", "--benchmark_path", str(benchmark)]
+    with pytest.raises(SystemExit, match="--icrm_model_name_or_path"):
+        main([*argv, "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--conflict takes two groups"):
+        main([*argv, "--output_dir", str(tmp_path), "--conflict", "a", "b", "c"])
+
+
+def test_env_command_runs():
+    result = _subprocess("-m", "trl_icrm.cli", "env")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "- trl:" in result.stdout and "- Device:" in result.stdout and "- Default model name:" in result.stdout
+
+
+def _load_example(name: str):
+    module_name = f"example_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "examples" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+def test_examples_are_trl_parser_scripts_and_never_overwrite_the_shipped_data():
+    from trl_icrm import ICRMConfig
+    from trl_icrm.data.steerable import bundled_responses_path
+
+    (args,) = _load_example("build_steerable_dataset").make_parser().parse_args_and_config([])
+    assert args.output_file == "outputs/steerable/responses.jsonl"
+    assert Path(args.output_file).resolve() != Path(bundled_responses_path()).resolve()
+    script_args, training_args, _ = _load_example("train_icrm").make_parser().parse_args_and_config(["--compare_bt"])
+    assert script_args.compare_bt and isinstance(training_args, ICRMConfig) and training_args.max_length == 512
+    script_args, training_args, _ = _load_example("grpo_icrm_reward").make_parser().parse_args_and_config([])
+    assert script_args.reward_model_name_or_path == "outputs/icrm-concise-vs-detailed" and training_args.max_steps == 3
+
+
+def test_one_argument_style():
+    """Only the dispatcher builds an argparse parser; recipes launch the commands' code; duplicated examples are gone.
+    (The layering of the package is checked in test_layout.py.)"""
+    for path in sorted((ROOT / "trl_icrm").rglob("*.py")):
+        if path.name != "cli.py":
+            text = path.read_text()
+            assert "ArgumentParser(" not in text and "add_argument(" not in text, path
+    for path in sorted((ROOT / "recipes").glob("*.py")) + sorted((ROOT / "examples").glob("*.py")):
+        text = path.read_text()
+        assert "sys.path.insert" not in text and "ArgumentParser(" not in text and "add_argument(" not in text, path
+    for path in sorted((ROOT / "recipes").glob("*.py")):
+        assert "from trl_icrm.scripts." in path.read_text(), path.name
+    assert not (ROOT / "examples" / "best_of_n.py").exists() and not (ROOT / "examples" / "steerability.py").exists()
