@@ -15,7 +15,7 @@ from trl_icrm.cli import COMMANDS, build_parser, main, make_command_parser
 
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND_NAMES = ["env", "train", "grpo", "bon", "steer-eval", "build-math-preferences", "compare-rewards"]
+COMMAND_NAMES = ["env", "train", "grpo", "bon", "steer-eval", "build-math-preferences", "compare-rewards", "serve"]
 KEY_FLAGS = {
     "env": ["--convert"],
     "train": ["--method", "--dataset_path", "--eval_fraction", "--model_name_or_path", "--max_demonstrations"],
@@ -56,6 +56,7 @@ KEY_FLAGS = {
         "--report_only",
         "--reward_model_name_or_path",
     ],
+    "serve": ["--reward_model_name_or_path", "--host", "--port", "--max_batch_size"],
 }
 OLD_FLAGS = ["--objective", "--base_model", "--reward_kind", "--reward-kind", "--policy_name_or_path", "--icrm_model "]
 
@@ -241,3 +242,56 @@ def test_one_argument_style():
     for path in sorted((ROOT / "recipes").glob("*.py")):
         assert "from trl_icrm.scripts." in path.read_text(), path.name
     assert not (ROOT / "examples" / "best_of_n.py").exists() and not (ROOT / "examples" / "steerability.py").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bon", "--num_samples", "0"], "num_samples must be >= 1"),
+        (["bon", "--temperature", "0"], "temperature must be > 0"),
+        (["bon", "--penalties", "lcbx:1"], "Unknown penalties or ensembles"),
+        (["bon", "--reward_model_name_or_path", "/no/such/model"], "neither a local model folder"),
+    ],
+)
+def test_bad_values_are_usage_errors_not_tracebacks(argv, message, capsys):
+    from trl_icrm.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code in (1, 2)
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bon_demonstrations_as_json_text_or_file(tmp_path):
+    from trl_icrm.scripts.bon import DemonstrationsError, read_demonstrations
+
+    pairs = [{"prompt": "p", "chosen": "a", "rejected": "b"}]
+    assert read_demonstrations(json.dumps(pairs)) == pairs
+    (tmp_path / "demos.json").write_text(json.dumps(pairs))
+    assert read_demonstrations(str(tmp_path / "demos.json")) == pairs
+    with pytest.raises(DemonstrationsError, match="missing key 'chosen'"):
+        read_demonstrations('[{"prompt": "p"}]')
+    with pytest.raises(DemonstrationsError, match="no file"):
+        read_demonstrations(str(tmp_path / "missing.json"))
+
+
+def test_model_arguments_reach_the_trainer(tiny_causal_lm, tmp_path):
+    import torch
+    from trl import ModelConfig
+
+    from trl_icrm import ICRMConfig, ICRMRewardTrainer
+    from trl_icrm.scripts._model_args import apply_model_args
+    from trl_icrm.utils.testing import conflicting_pairs
+
+    args = ICRMConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, model_init_kwargs={"revision": "main"})
+    apply_model_args(ModelConfig(dtype="bfloat16", attn_implementation="eager"), args)
+    assert args.model_init_kwargs == {
+        "revision": "main",
+        "trust_remote_code": False,
+        "attn_implementation": "eager",
+        "dtype": "bfloat16",
+    }
+    trainer = ICRMRewardTrainer(tiny_causal_lm, args=args, train_dataset=conflicting_pairs(2, 0))
+    assert next(trainer.model.parameters()).dtype == torch.bfloat16
+    assert trainer.model.config._attn_implementation == "eager"

@@ -48,6 +48,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "compare-rewards", "compare_rewards", "Run GRPO once per reward (ICRM, BT, verifier) and compare them."
     ),
+    CommandSpec("serve", "serve", "Serve a reward model over HTTP (OpenRLHF / verl remote reward, raw scoring)."),
 )
 """Every command, in the order `trl-icrm --help` lists them."""
 
@@ -94,7 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     if index > 0:
         parser.error(f"unrecognized arguments before the command: {' '.join(argv[:index])}")
     module, command_parser = make_command_parser(args.command)
-    module.main(*command_parser.parse_args_and_config(argv[index + 1 :]))
+    try:
+        parsed = command_parser.parse_args_and_config(argv[index + 1 :])
+    except ValueError as error:  # a value a dataclass rejects (`__post_init__`): a usage error, not a traceback
+        command_parser.error(str(error))
+    try:
+        module.main(*parsed)
+    except FileNotFoundError as error:  # a model, data set or file that is not there
+        command_parser.exit(1, f"{command_parser.prog}: error: {error}\n")
     _end_process_group()
     return 0
 

@@ -170,6 +170,8 @@ def load_icrm_model(
     """
     path = resolve_model_name_or_path(model_name_or_path)
     model_init_kwargs.setdefault("dtype", torch.float32)
+    if isinstance(model_init_kwargs["dtype"], str) and model_init_kwargs["dtype"] != "auto":
+        model_init_kwargs["dtype"] = getattr(torch, model_init_kwargs["dtype"])  # "bfloat16" -> torch.bfloat16
     model_init_kwargs.setdefault("use_safetensors", True)
     adapter = is_peft_folder(path)
     base_path, config_path = model_locations(path)

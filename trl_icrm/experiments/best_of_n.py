@@ -369,6 +369,25 @@ class BestOfNSettings:
         default=True, metadata={"help": "Also write every candidate with its scores to best_of_n_samples.jsonl."}
     )
 
+    def __post_init__(self):
+        """Reject out-of-range values when the settings are made (on the command line: when they are parsed), before
+        any model is loaded or sampled from."""
+        for name in ("num_prompts", "num_samples", "max_new_tokens", "generation_batch_size", "num_bootstrap"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 (best-of-n samples), got {self.temperature}.")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}.")
+        if self.ns is not None and (not self.ns or min(self.ns) < 1 or max(self.ns) > self.num_samples):
+            raise ValueError(f"Every n of ns must be in 1..num_samples={self.num_samples}, got {self.ns}.")
+        unknown = [kind for kind, _ in _parse_pairs(self.penalties, "penalty") if kind not in PENALTIES]
+        unknown += [method for method, _ in _parse_pairs(self.ensembles, "ensemble") if method not in ENSEMBLE_METHODS]
+        if unknown:
+            raise ValueError(
+                f"Unknown penalties or ensembles {unknown}; penalties are {PENALTIES}, ensembles {ENSEMBLE_METHODS}."
+            )
+
 
 def _parse_pairs(
     items: Sequence[str | tuple[str, float]], what: str, default_coef: float = 1.0

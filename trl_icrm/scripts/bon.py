@@ -51,8 +51,8 @@ class BonScriptArguments:
     demonstrations: str | None = field(
         default=None,
         metadata={
-            "help": "JSON file with a list of {prompt, chosen, rejected} pairs that steer ICRM proxies (none: "
-            "zero-shot)."
+            "help": "Pairs that steer ICRM proxies: a JSON list of {prompt, chosen, rejected} or the path of a JSON "
+            "file holding one (none: zero-shot)."
         },
     )
     model_name_or_path: str = field(
@@ -72,14 +72,20 @@ class DemonstrationsError(ValueError):
     """Demonstrations that cannot steer the proxies: not a JSON list of pairs, or given to a BT reward model."""
 
 
-def read_demonstrations(path: str | None) -> list[dict[str, Any]] | None:
-    """The demonstration pairs of the JSON file `path` (`None` without a file)."""
-    if not path:
+def read_demonstrations(value: str | None) -> list[dict[str, Any]] | None:
+    """The demonstration pairs given as JSON text (`[{...}, ...]`) or as the path of a JSON file (`None`: none)."""
+    from ..demonstrations import MalformedDemonstrationError, validate_demonstrations
+
+    if not value:
         return None
-    demonstrations = json.loads(Path(path).read_text())
-    if not isinstance(demonstrations, list):
-        raise DemonstrationsError(f"{path} must hold a JSON list of {{prompt, chosen, rejected}} pairs.")
-    return demonstrations
+    is_json = value.lstrip().startswith("[")
+    try:
+        demonstrations = json.loads(value if is_json else Path(value).read_text())
+        return validate_demonstrations(demonstrations, "--demonstrations")
+    except FileNotFoundError as error:
+        raise DemonstrationsError(f"--demonstrations: no file {value!r} (give a JSON file or a JSON list).") from error
+    except (json.JSONDecodeError, MalformedDemonstrationError) as error:
+        raise DemonstrationsError(f"--demonstrations: not a JSON list of {{prompt, chosen, rejected}} pairs: {error}")
 
 
 def load_proxies(

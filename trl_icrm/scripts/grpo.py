@@ -32,6 +32,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, MathProblemArguments
+from ._model_args import apply_model_args
 
 
 REWARD_CHOICES = ["auto", "icrm", "bt", "verifier"]
@@ -179,6 +180,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args) -> dict:
     from ..utils.io import write_json
 
     kind = reward_kind(script_args)  # before any work: exits with the commands that make a missing reward model
+    apply_model_args(model_args, training_args)
     problems = load_math_problems(
         dataset_name=script_args.dataset_name,
         dataset_config=script_args.dataset_config,
@@ -207,7 +209,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args) -> dict:
         callbacks=[heldout],
     )
     heldout.trainer = trainer
-    trainer.train()
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)  # every rank: a collective under ZeRO-3
     results = _results(
         script_args, training_args, model_args, kind, trainer, heldout, len(train_dataset), len(problems["test"])

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, DEFAULT_REWARD_MODEL_DIRS, load_preferences
 from ..modeling import LORA_TARGET_MODULES
+from ._model_args import apply_model_args
 
 
 @dataclass
@@ -73,7 +74,7 @@ def split_pairs(dataset, eval_fraction: float, seed: int):
 
 
 def _train_icrm(script_args, training_args, model_args, train, evaluation) -> tuple[object, dict]:
-    from trl import get_peft_config
+    from trl import get_peft_config, get_quantization_config
 
     from ..trainer import ICRMRewardTrainer
 
@@ -83,8 +84,9 @@ def _train_icrm(script_args, training_args, model_args, train, evaluation) -> tu
         train_dataset=train,
         eval_dataset=evaluation,
         peft_config=get_peft_config(model_args),
+        quantization_config=get_quantization_config(model_args),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {}
     if evaluation is not None:
         for k in sorted({0, script_args.eval_demonstrations}):
@@ -94,7 +96,7 @@ def _train_icrm(script_args, training_args, model_args, train, evaluation) -> tu
 
 
 def _train_bt(training_args, model_args, train, evaluation) -> tuple[object, dict]:
-    from trl import RewardTrainer, get_peft_config
+    from trl import RewardTrainer, get_peft_config, get_quantization_config
 
     from ..trainer import bt_config_from, save_reward_model
     from ..utils.default_model import resolve_model_name_or_path
@@ -105,8 +107,9 @@ def _train_bt(training_args, model_args, train, evaluation) -> tuple[object, dic
         train_dataset=train,
         eval_dataset=evaluation,
         peft_config=get_peft_config(model_args),
+        quantization_config=get_quantization_config(model_args),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {"bt": trainer.evaluate(evaluation)} if evaluation is not None else {}
     save_reward_model(trainer, training_args.output_dir)  # a plain one-output classifier that any loader reads
     return trainer, metrics
@@ -122,6 +125,7 @@ def main(script_args: TrainScriptArguments, training_args, model_args) -> dict:
         )
     if script_args.method == "bt" and training_args.output_dir == DEFAULT_REWARD_MODEL_DIRS["icrm"]:
         training_args.output_dir = DEFAULT_REWARD_MODEL_DIRS["bt"]
+    apply_model_args(model_args, training_args)
     pairs = load_preferences(script_args.dataset_path)
     columns = ["prompt", "chosen", "rejected"] + ([training_args.group_column] if script_args.method == "icrm" else [])
     train, evaluation = split_pairs(pairs.select_columns(columns), script_args.eval_fraction, training_args.seed)

@@ -222,6 +222,7 @@ def _check_args(args: ICRMConfig | None, model: str | PreTrainedModel) -> ICRMCo
 def _model_init_kwargs(args: ICRMConfig, quantization_config) -> dict[str, Any]:
     """`args.model_init_kwargs` with the trainer's `quantization_config`, as `trl.RewardTrainer` builds them."""
     kwargs = dict(args.model_init_kwargs or {})
+    kwargs.pop("trust_remote_code", None)  # `args.trust_remote_code` is passed on its own
     if quantization_config is not None:
         if "quantization_config" in kwargs:
             raise ValueError(
