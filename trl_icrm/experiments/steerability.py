@@ -60,6 +60,10 @@ class SteerableTrainingArguments:
     )
     save_steps: int | None = field(default=None, metadata={"help": "Also save ICRM checkpoints this often."})
     seed: int = field(default=0, metadata={"help": "Seed of the data splits, training and evaluation draws."})
+    report_to: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Where both trainings report their logs (e.g. wandb, tensorboard; none by default)."},
+    )
 
 
 @dataclass
@@ -163,7 +167,7 @@ def _common_training_values(args: SteerableTrainingArguments) -> dict[str, Any]:
         "logging_steps": 10,
         "logging_first_step": True,
         "save_strategy": "no",
-        "report_to": [],
+        "report_to": list(args.report_to),
         "seed": args.seed,
         "max_length": args.max_length,
     }
