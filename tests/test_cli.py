@@ -56,7 +56,16 @@ KEY_FLAGS = {
         "--report_only",
         "--reward_model_name_or_path",
     ],
-    "serve": ["--reward_model_name_or_path", "--host", "--port", "--max_batch_size"],
+    "serve": [
+        "--reward_model_name_or_path",
+        "--reward",
+        "--penalty",
+        "--demonstration_bank",
+        "--bank_key",
+        "--max_batch_size",
+        "--max_wait_ms",
+        "--max_queue",
+    ],
 }
 OLD_FLAGS = ["--objective", "--base_model", "--reward_kind", "--reward-kind", "--policy_name_or_path", "--icrm_model "]
 

@@ -48,7 +48,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "compare-rewards", "compare_rewards", "Run GRPO once per reward (ICRM, BT, verifier) and compare them."
     ),
-    CommandSpec("serve", "serve", "Serve a reward model over HTTP (OpenRLHF / verl remote reward, raw scoring)."),
+    CommandSpec("serve", "serve", "Serve a reward model over HTTP: OpenRLHF's /get_reward, raw /score, verl adapter."),
 )
 """Every command, in the order `trl-icrm --help` lists them."""
 

@@ -24,6 +24,7 @@ trainer = GRPOTrainer(model=policy, reward_funcs=[reward, my_format_reward], arg
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -74,6 +75,8 @@ class ICRMReward(RewardModel):
         batch_size: Sequences per forward pass.
         use_prefix_cache: Encode each distinct demonstration prefix once and score only the suffixes against it.
         seed: Seed of bank draws.
+        max_cached_demonstrations: Most demonstrations whose token ids are kept between calls (least recently used
+            ones are dropped first), so a long-running reward (e.g. a server) stays bounded.
         name: The name TRL logs the reward under (default `"icrm"`).
     """
 
@@ -97,6 +100,7 @@ class ICRMReward(RewardModel):
         batch_size: int = 16,
         use_prefix_cache: bool = True,
         seed: int = 0,
+        max_cached_demonstrations: int = 100_000,
         name: str = "icrm",
         trust_remote_code: bool = False,
     ):
@@ -120,7 +124,8 @@ class ICRMReward(RewardModel):
         self.max_length = max_length if max_length is not None else self.settings.max_length
         self.seed = seed
         self.scorer = SequenceScorer(self.model, self.tokenizer.pad_token_id, batch_size, use_prefix_cache)
-        self._demo_ids: dict[str, list[int]] = {}
+        self._demo_ids: OrderedDict[str, list[int]] = OrderedDict()
+        self.max_cached_demonstrations = max_cached_demonstrations
 
     # Which demonstrations each completion gets
     def demonstrations_for(self, index: int, prompt: Any, columns: Mapping[str, Sequence[Any]]) -> list[Mapping]:
@@ -160,9 +165,13 @@ class ICRMReward(RewardModel):
 
     def _encode_demonstration(self, pair: Mapping[str, Any]) -> list[int]:
         key = repr((pair["prompt"], pair["chosen"], pair["rejected"]))
-        if key not in self._demo_ids:
-            self._demo_ids[key] = self.renderer.encode_demonstration(pair)
-        return self._demo_ids[key]
+        if key in self._demo_ids:
+            self._demo_ids.move_to_end(key)
+            return self._demo_ids[key]
+        ids = self._demo_ids[key] = self.renderer.encode_demonstration(pair)
+        while len(self._demo_ids) > self.max_cached_demonstrations:  # least recently used first
+            self._demo_ids.popitem(last=False)
+        return ids
 
     def encode(self, prompts: Sequence[Any], completions: Sequence[Any], **columns) -> list[EncodedQuery]:
         """Prefix (demonstrations) and query token ids of every completion."""

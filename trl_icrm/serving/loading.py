@@ -1,0 +1,164 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""Loading what the reward server serves: the reward model (any registered kind, or an ensemble of several) and its
+demonstration bank.
+
+Example:
+
+```python
+from trl_icrm.serving.loading import load_serving_reward, read_demonstration_bank
+
+reward = load_serving_reward(["outputs/math-icrm"], penalty="lcb")          # kind read from the saved config
+ensemble = load_serving_reward(["outputs/icrm-a", "outputs/icrm-b"])          # an EnsembleReward
+bank = read_demonstration_bank("bank.json")                                  # {key: [{prompt, chosen, rejected}]}
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .protocol import DemonstrationPolicy, bank_from_json
+
+
+logger = logging.getLogger(__name__)
+
+DEMONSTRATIONS_COLUMN = "demonstrations"
+"""The column a served ICRM model reads each completion's demonstrations from."""
+
+
+def _kind_kwargs(
+    kind: str, name: str, allow_zero_shot: bool, batch_size: int, max_length: int | None, trust_remote_code: bool
+) -> dict[str, Any]:
+    """Keyword arguments of the registered loader of `kind`: ICRM and BT take these; other kinds get none."""
+    if kind == "icrm":
+        return {
+            "name": name,
+            "demonstrations_column": DEMONSTRATIONS_COLUMN,
+            "allow_zero_shot": allow_zero_shot,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "trust_remote_code": trust_remote_code,
+        }
+    if kind == "bt":
+        return {"name": name, "batch_size": batch_size, "trust_remote_code": trust_remote_code}
+    return {}
+
+
+def load_serving_reward(
+    paths: list[str] | str,
+    kind: str = "auto",
+    *,
+    penalty: str | None = None,
+    penalty_coef: float = 1.0,
+    ensemble_method: str = "mean",
+    ensemble_coef: float = 1.0,
+    allow_zero_shot: bool = False,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+):
+    """The reward model the server scores with: one saved reward model loaded through `trl_icrm.load_reward` (its kind
+    read from its config with `kind="auto"`), or an `EnsembleReward` of several. The server's reward is its posterior
+    under `penalty` / `penalty_coef` (`None`: the model's point reward, e.g. ICRM's logit r).
+
+    ICRM models read each completion's demonstrations from the `demonstrations` column (per request); with
+    `allow_zero_shot` a completion without any is scored zero-shot.
+    """
+    from ..rewards import EnsembleReward, RewardModel, load_reward, reward_model_kind
+    from ..rewards.penalties import check_penalty
+
+    check_penalty(penalty)
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise ValueError("Give one or more reward models to serve.")
+    members = []
+    for path in paths:
+        path_kind = reward_model_kind(path, trust_remote_code) if kind == "auto" else kind
+        if path_kind == "verifier":
+            raise ValueError("The math-verify reward has no model to serve; serve a reward model (ICRM, BT, ...).")
+        name = Path(str(path).rstrip("/")).name or str(path)
+        kwargs = _kind_kwargs(path_kind, name, allow_zero_shot, batch_size, max_length, trust_remote_code)
+        member = load_reward(path, kind=path_kind, **kwargs)
+        if not isinstance(member, RewardModel):
+            raise ValueError(f"{path} ({path_kind}) is not a trl-icrm RewardModel; it cannot be served.")
+        members.append(member)
+    if device is not None:
+        for member in members:
+            move_to_device(member, device)
+    reward = members[0] if len(members) == 1 else EnsembleReward(members, ensemble_method, ensemble_coef)
+    if penalty not in (None, "mean") and not reward.has_uncertainty:
+        raise ValueError(f"penalty={penalty!r} needs a reward model with a variance; {reward!r} has none.")
+    reward.penalty, reward.penalty_coef = penalty, penalty_coef
+    return reward
+
+
+def move_to_device(reward: Any, device: str) -> None:
+    """Move the model(s) of a reward model (or of every member of an ensemble) to `device`."""
+    for member in getattr(reward, "members", None) or [reward]:
+        model = getattr(member, "model", None)
+        if model is not None and hasattr(model, "to"):
+            model.to(device)
+
+
+def resolve_device(device: str) -> str | None:
+    """`"auto"`: CUDA when available, else the CPU; anything else as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def demonstration_policy(reward: Any, bank=None, num_demonstrations: int = 4, seed: int = 0) -> DemonstrationPolicy:
+    """How requests' labels steer `reward`: ICRM models (alone or in an ensemble) read per-completion demonstrations
+    from the `demonstrations` column; other models read none (their requests' labels are ignored)."""
+    from ..rewards import ICRMReward
+
+    icrm = [m for m in getattr(reward, "members", None) or [reward] if isinstance(m, ICRMReward)]
+    for member in icrm:
+        if member.fixed is not None or member.bank_key_column is not None:
+            raise ValueError(
+                f"{member!r} uses fixed or bank demonstrations; the server needs an ICRMReward that reads the "
+                f"{DEMONSTRATIONS_COLUMN!r} column (give the bank to the server instead)."
+            )
+        if member.demonstrations_column != DEMONSTRATIONS_COLUMN:
+            raise ValueError(f"{member!r} must read its demonstrations from the {DEMONSTRATIONS_COLUMN!r} column.")
+    return DemonstrationPolicy(
+        bank=dict(bank or {}),
+        num_demonstrations=num_demonstrations,
+        seed=seed,
+        used=bool(icrm),
+        required=any(not member.allow_zero_shot for member in icrm),
+    )
+
+
+def read_demonstration_bank(path: str | os.PathLike, key_field: str = "group") -> dict[str, list[dict[str, Any]]]:
+    """A demonstration bank from a file: a JSON object `{key: [{prompt, chosen, rejected}, ...]}`, or preference rows
+    `{prompt, chosen, rejected, <key_field>, ...}` (a JSON list or JSON lines) grouped by `key_field`."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as error:
+            raise ValueError(f"{path} is neither JSON nor JSON lines ({error}).") from None
+    bank = bank_from_json(data, key_field, where=str(path))
+    if not bank:
+        raise ValueError(f"{path} holds no demonstrations.")
+    return bank
+
+
+__all__ = [
+    "DEMONSTRATIONS_COLUMN",
+    "demonstration_policy",
+    "load_serving_reward",
+    "move_to_device",
+    "read_demonstration_bank",
+    "resolve_device",
+]
