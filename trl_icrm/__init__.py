@@ -19,8 +19,9 @@ trl_icrm` (and `trl-icrm --help`) does not load torch or transformers.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .utils.lazy import lazy_attributes
 
 
 __version__ = "0.2.0"
@@ -46,7 +47,6 @@ _EXPORTS = {
     "trl_icrm.trainer": ["ICRMConfig", "ICRMRewardTrainer", "bt_config_from", "save_reward_model"],
     "trl_icrm.utils.default_model": ["DEFAULT_MODEL", "default_model_path", "resolve_model_name_or_path"],
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -80,16 +80,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'trl_icrm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:

@@ -16,8 +16,9 @@ and torch only when needed).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..utils.lazy import lazy_attributes
 
 
 _EXPORTS = {
@@ -28,7 +29,6 @@ _EXPORTS = {
     "trl_icrm.serving.loading": ["load_serving_reward", "read_demonstration_bank"],
     "trl_icrm.serving.protocol": ["RequestError", "ScoreItem", "parse_get_reward", "parse_score"],
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "BatchScorer",
@@ -47,16 +47,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'trl_icrm.serving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
