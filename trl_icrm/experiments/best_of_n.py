@@ -379,8 +379,12 @@ class BestOfNSettings:
             raise ValueError(f"temperature must be > 0 (best-of-n samples), got {self.temperature}.")
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}.")
-        if self.ns is not None and (not self.ns or min(self.ns) < 1 or max(self.ns) > self.num_samples):
-            raise ValueError(f"Every n of ns must be in 1..num_samples={self.num_samples}, got {self.ns}.")
+        if self.ns is not None and (not self.ns or min(self.ns) < 1):
+            raise ValueError(f"Every n must be >= 1, got ns={self.ns}.")
+        if self.ns is not None and max(self.ns) > self.num_samples:
+            raise ValueError(
+                f"Best-of-{max(self.ns)} needs N >= {max(self.ns)} samples per prompt, got N = {self.num_samples}."
+            )
         unknown = [kind for kind, _ in _parse_pairs(self.penalties, "penalty") if kind not in PENALTIES]
         unknown += [method for method, _ in _parse_pairs(self.ensembles, "ensemble") if method not in ENSEMBLE_METHODS]
         if unknown:
@@ -429,24 +433,10 @@ class CandidateScores:
     gold_seconds: float = 0.0
 
 
-def _check_settings(
-    proxies: Sequence[RewardFunc], num_prompts: int, num_samples: int, ns: Sequence[int] | None
-) -> list[int] | None:
-    """Check the settings before any sampling; return the n values as ints."""
+def _check_proxies(proxies: Sequence[RewardFunc]) -> None:
+    """At least one proxy (the settings check their own values when made: [`BestOfNSettings`])."""
     if not proxies:
         raise ValueError("run_best_of_n_experiment needs at least one proxy reward function.")
-    if num_prompts < 1:
-        raise ValueError(f"num_prompts must be >= 1, got {num_prompts}.")
-    if num_samples < 1:
-        raise ValueError(f"num_samples (N) must be >= 1, got {num_samples}.")
-    if ns is None:
-        return None
-    ns = [int(n) for n in ns]
-    if not ns or min(ns) < 1:
-        raise ValueError(f"Every n must be >= 1, got ns={ns}.")
-    if max(ns) > num_samples:
-        raise ValueError(f"Best-of-{max(ns)} needs N >= {max(ns)} samples per prompt, got N = {num_samples}.")
-    return ns
 
 
 def experiment_prompts(
@@ -558,7 +548,8 @@ def run_best_of_n_experiment(
     started, cpu_started = time.perf_counter(), time.process_time()
     settings = dataclasses.replace(settings or BestOfNSettings(), **overrides)
     proxies = list(proxy) if isinstance(proxy, (list, tuple)) else [proxy]
-    ns = _check_settings(proxies, settings.num_prompts, settings.num_samples, settings.ns)
+    _check_proxies(proxies)
+    ns = None if settings.ns is None else [int(n) for n in settings.ns]
     penalties, ensembles = _parse_pairs(settings.penalties, "penalty"), _parse_pairs(settings.ensembles, "ensemble")
     gold = gold if gold is not None else _math_verify()
     prompts, columns = experiment_prompts(dataset, settings.num_prompts, settings.seed, settings.difficulties)
