@@ -304,3 +304,25 @@ def test_model_arguments_reach_the_trainer(tiny_causal_lm, tmp_path):
     trainer = ICRMRewardTrainer(tiny_causal_lm, args=args, train_dataset=conflicting_pairs(2, 0))
     assert next(trainer.model.parameters()).dtype == torch.bfloat16
     assert trainer.model.config._attn_implementation == "eager"
+
+
+def test_compare_rewards_resumes_each_run_or_refuses_one_path(tmp_path):
+    from trl_icrm.scripts.compare_rewards import _last_checkpoint, _resume_each_run
+
+    assert _resume_each_run(None) is False and _resume_each_run("True") is True
+    with pytest.raises(SystemExit, match="resume each from its own last checkpoint"):
+        _resume_each_run(str(tmp_path / "checkpoint-10"))
+    (tmp_path / "icrm" / "checkpoint-2").mkdir(parents=True)
+    (tmp_path / "icrm" / "checkpoint-10").mkdir()
+    assert _last_checkpoint(str(tmp_path / "icrm")).endswith("checkpoint-10")
+    assert _last_checkpoint(str(tmp_path / "bt")) is None
+
+
+def test_steer_eval_checks_given_models_before_training(tmp_path, random_icrm_dir):
+    from trl_icrm.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["steer-eval", "--icrm_model_name_or_path", str(tmp_path / "typo"), "--output_dir", str(tmp_path)])
+    assert exit.value.code == 1 and not (tmp_path / "bt").exists()  # no BT training started
+    with pytest.raises(SystemExit, match="is a 'icrm' reward model, not the 'bt' model expected"):
+        main(["steer-eval", "--bt_model_name_or_path", random_icrm_dir, "--icrm_model_name_or_path", random_icrm_dir])

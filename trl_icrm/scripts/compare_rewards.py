@@ -78,6 +78,25 @@ def _read_results(rewards: list[str], base_dir: str, results_file: str) -> dict:
     return results
 
 
+def _resume_each_run(resume_from_checkpoint: str | bool | None) -> bool:
+    """`--resume_from_checkpoint true`: finished runs are read back and the others resume from their own last
+    checkpoint. A single checkpoint path cannot serve several runs."""
+    if resume_from_checkpoint in (None, False, ""):
+        return False
+    if str(resume_from_checkpoint).lower() == "true":
+        return True
+    raise SystemExit(
+        "compare-rewards runs one GRPO run per reward: pass --resume_from_checkpoint true to resume each from its "
+        "own last checkpoint (or resume a single run with `trl-icrm grpo --resume_from_checkpoint PATH`)."
+    )
+
+
+def _last_checkpoint(run_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+
+
 def main(compare_args: CompareRewardsArguments, script_args: GRPOScriptArguments, training_args, model_args) -> dict:
     from ..experiments.math_grpo import how_to_make_reward_model
 
@@ -98,14 +117,20 @@ def main(compare_args: CompareRewardsArguments, script_args: GRPOScriptArguments
         path = model_paths[reward]
         if path is not None and not os.path.exists(path):
             raise SystemExit(how_to_make_reward_model(reward, path))
+    resume = _resume_each_run(training_args.resume_from_checkpoint)
     results = {}
     for reward in compare_args.rewards:
+        run_dir = os.path.join(base_dir, reward)
+        if resume and os.path.isfile(os.path.join(run_dir, script_args.results_file)):
+            results.update(_read_results([reward], base_dir, script_args.results_file))  # finished before
+            continue
         run_script_args = dataclasses.replace(
             script_args, reward=reward, reward_model_name_or_path=model_paths[reward]
         )
         run_training_args = copy.deepcopy(training_args)
-        run_training_args.output_dir = os.path.join(base_dir, reward)
+        run_training_args.output_dir = run_dir
         run_training_args.reward_weights = copy.deepcopy(training_args.reward_weights)
+        run_training_args.resume_from_checkpoint = _last_checkpoint(run_dir) if resume else None
         results[reward] = grpo_main(run_script_args, run_training_args, model_args)
     if int(os.environ.get("RANK", "0")) == 0:
         write_report(results, base_dir)

@@ -122,8 +122,12 @@ def trained_models(
     """(ICRM model, BT model or None): those given, the others trained here with `training_args` (their logs go to
     `record`)."""
     from ..experiments.steerability import train_steerable_models
+    from ..rewards import reward_model_kind
 
     icrm_path, bt_path = args.icrm_model_name_or_path, None if args.no_bt else args.bt_model_name_or_path
+    for path, kind in ((icrm_path, "icrm"), (bt_path, "bt")):  # a typo fails now, not after minutes of training
+        if path is not None and reward_model_kind(path) != kind:
+            raise SystemExit(f"{path} is a {reward_model_kind(path)!r} reward model, not the {kind!r} model expected.")
     need_icrm, need_bt = icrm_path is None, bt_path is None and not args.no_bt
     if need_icrm or need_bt:
         if data.train_dataset is None:
