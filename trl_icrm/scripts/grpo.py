@@ -32,11 +32,12 @@ import os
 from dataclasses import dataclass, field
 
 from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, MathProblemArguments
+from ..rewards.penalties import PENALTIES
 from ._model_args import apply_model_args
 
 
 REWARD_CHOICES = ["auto", "icrm", "bt", "verifier"]
-PENALTY_CHOICES = ["mean", "lcb", "var_penalty"]
+PENALTY_CHOICES = list(PENALTIES)
 
 
 @dataclass

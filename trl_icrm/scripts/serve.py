@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from ..rewards.penalties import PENALTIES
 from ..serving.config import ServingConfig
 
 
-PENALTY_CHOICES = ["mean", "lcb", "var_penalty"]
+PENALTY_CHOICES = list(PENALTIES)
 
 
 @dataclass
