@@ -95,9 +95,9 @@ def hide_hf_deepspeed_config() -> Iterator[None]:
     ZeRO-3) and restore it afterwards."""
     from transformers.integrations import deepspeed as hf_deepspeed
 
-    private_symbol("unset_hf_deepspeed_config")
+    unset_hf_deepspeed_config = private_symbol("unset_hf_deepspeed_config")
     saved = getattr(hf_deepspeed, "_hf_deepspeed_config_weak_ref", None)
-    hf_deepspeed.unset_hf_deepspeed_config()
+    unset_hf_deepspeed_config()
     try:
         yield
     finally:
