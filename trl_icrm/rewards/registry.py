@@ -2,8 +2,9 @@
 """One registry of reward kinds: [`load_reward`] turns a saved model (or a built-in name) into its reward function.
 
 A saved reward model says what it is in its config: an ICRM model has `icrm` settings, a conventional BT model is a
-one-output sequence classifier. [`reward_model_kind`] reads that; [`load_reward`] returns the matching reward model
-(`ICRMReward`, `SequenceClassifierReward`) or, for the name `"verifier"`, the math-verify correctness reward. A new
+one-output sequence classifier; a BT model with a Laplace posterior next to it (`laplace_*.safetensors`, from
+`trl-icrm laplace`) is of kind `laplace`, which takes precedence over `bt`. [`reward_model_kind`] reads that; [`load_reward`] returns the matching reward model
+(`ICRMReward`, `SequenceClassifierReward`, `LaplaceReward`) or, for the name `"verifier"`, the math-verify correctness reward. A new
 kind of reward model registers itself once with [`register_reward_kind`] and is then loadable everywhere
 (`trl-icrm grpo --reward`, `trl-icrm bon --reward_model_name_or_path`, the experiments).
 
@@ -34,12 +35,15 @@ class RewardKind:
         detect: Whether a saved model's transformers config is of this kind.
         load: `load(model_name_or_path, **kwargs)` -> the reward model.
         description: One line for error messages and `--help`.
+        detect_path: Optionally, whether a saved model's folder is of this kind (e.g. a file next to the model);
+            checked before every config-based `detect`.
     """
 
     name: str
     detect: Callable[[Any], bool]
     load: Callable[..., Any]
     description: str = ""
+    detect_path: Callable[[str], bool] | None = None
 
 
 REWARD_KINDS: dict[str, RewardKind] = {}
@@ -68,6 +72,16 @@ def _load_classifier(path: str | os.PathLike, **kwargs: Any):
     return SequenceClassifierReward(path, **kwargs)
 
 
+def _load_laplace(path: str | os.PathLike, **kwargs: Any):
+    from .laplace import LaplaceReward
+
+    return LaplaceReward(path, **kwargs)
+
+
+def _has_laplace_posterior(path: str) -> bool:
+    return any(os.path.isfile(os.path.join(path, f"laplace_{s}.safetensors")) for s in ("lora", "last_layer"))
+
+
 register_reward_kind(
     RewardKind("icrm", lambda config: getattr(config, "icrm", None) is not None, _load_icrm, "ICRM reward model")
 )
@@ -79,12 +93,28 @@ register_reward_kind(
         "Bradley-Terry sequence classifier (trl.RewardTrainer)",
     )
 )
+register_reward_kind(
+    RewardKind(
+        "laplace",
+        lambda config: False,
+        _load_laplace,
+        "BT reward model with a Laplace posterior next to it (trl-icrm laplace)",
+        detect_path=_has_laplace_posterior,
+    ),
+    first=True,
+)
 
 
 def reward_model_kind(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> str:
-    """The registered kind of a saved reward model (folder, PEFT adapter folder or hub id), read from its config."""
+    """The registered kind of a saved reward model (folder, PEFT adapter folder or hub id): first from the files in
+    its folder (a Laplace posterior next to a BT model), then from its config."""
     from ..modeling import read_model_config
+    from ..utils.default_model import resolve_model_name_or_path
 
+    path = resolve_model_name_or_path(model_name_or_path)
+    for kind in REWARD_KINDS.values():
+        if kind.detect_path is not None and os.path.isdir(path) and kind.detect_path(path):
+            return kind.name
     config = read_model_config(model_name_or_path, trust_remote_code=trust_remote_code)
     for kind in REWARD_KINDS.values():
         if kind.detect(config):
