@@ -15,10 +15,27 @@ from trl_icrm.cli import COMMANDS, build_parser, main, make_command_parser
 
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND_NAMES = ["env", "train", "grpo", "bon", "steer-eval", "build-math-preferences", "compare-rewards", "serve"]
+COMMAND_NAMES = [
+    "env",
+    "train",
+    "grpo",
+    "bon",
+    "steer-eval",
+    "build-math-preferences",
+    "laplace",
+    "compare-rewards",
+    "serve",
+]
 KEY_FLAGS = {
     "env": ["--convert"],
-    "train": ["--method", "--dataset_path", "--eval_fraction", "--model_name_or_path", "--max_demonstrations"],
+    "train": [
+        "--method",
+        "--dataset_path",
+        "--eval_fraction",
+        "--model_name_or_path",
+        "--max_demonstrations",
+        "--no_merge_lora",
+    ],
     "grpo": [
         "--reward",
         "--reward_model_name_or_path",
@@ -49,6 +66,7 @@ KEY_FLAGS = {
         "--conflict",
     ],
     "build-math-preferences": ["--model_name_or_path", "--num_problems", "--num_samples", "--output_dir"],
+    "laplace": ["--model_name_or_path", "--dataset_path", "--subset", "--hessian_structure", "--evaluate"],
     "compare-rewards": [
         "--rewards",
         "--icrm_model_name_or_path",
@@ -260,6 +278,9 @@ def test_one_argument_style():
         (["bon", "--temperature", "0"], "temperature must be > 0"),
         (["bon", "--penalties", "lcbx:1"], "Unknown penalties or ensembles"),
         (["bon", "--reward_model_name_or_path", "/no/such/model"], "neither a local model folder"),
+        (["laplace", "--subset", "everything"], "invalid choice"),
+        (["laplace", "--prior_precision", "0"], "prior_precision must be > 0"),
+        (["laplace", "--model_name_or_path", "/no/such/model", "--dataset_path", "/no/such/pairs"], "No preference"),
     ],
 )
 def test_bad_values_are_usage_errors_not_tracebacks(argv, message, capsys):

@@ -92,7 +92,9 @@ def _jacobian(posterior, tokenizer, rows):
     from trl_icrm.laplace.adapter import pooled_features
 
     params = [p for p in posterior.adapter.parameters() if p.requires_grad]
-    inputs = pooled_features(posterior.model, rows, tokenizer.pad_token_id) if posterior.subset == "last_layer" else rows
+    inputs = (
+        pooled_features(posterior.model, rows, tokenizer.pad_token_id) if posterior.subset == "last_layer" else rows
+    )
     outputs = posterior.adapter(inputs)
     jacobians = []
     for value in outputs.reshape(-1):
@@ -161,9 +163,15 @@ def test_variance_is_larger_far_from_the_data(bt_lora_dir, subset, structure, fa
     from trl_icrm.laplace import fit_laplace
 
     model, tokenizer = _fresh(bt_lora_dir)
-    posterior = fit_laplace(model, tokenizer, _pairs(48), subset=subset, hessian_structure=structure, progress_bar=False)
+    posterior = fit_laplace(
+        model, tokenizer, _pairs(48), subset=subset, hessian_structure=structure, progress_bar=False
+    )
     near = _pairs(8, seed=5)
-    far_texts = ["The mitochondria is the powerhouse of the cell, 1848!", "Ξ ж ☃ 12345 %%% ???", "def f(x): return x"] * 3
+    far_texts = [
+        "The mitochondria is the powerhouse of the cell, 1848!",
+        "Ξ ж ☃ 12345 %%% ???",
+        "def f(x): return x",
+    ] * 3
     shrinkage = {}
     for where, rows in (
         ("near", _rows(tokenizer, [p["prompt"] for p in near], [p["chosen"] for p in near])),
@@ -308,3 +316,24 @@ def test_interrupted_save_leaves_no_posterior(bt_lora_dir, tmp_path, monkeypatch
         posterior.save(folder)
     assert saved_subsets(folder) == [] and list(folder.glob("*laplace*")) == []
     assert reward_model_kind(folder) != "laplace"
+
+
+@pytest.mark.parametrize("subset", ["lora", "last_layer"])
+def test_laplace_command_fits_saves_and_evaluates(bt_lora_dir, tmp_path, subset, capsys):
+    import shutil
+
+    from datasets import Dataset
+
+    from trl_icrm.cli import main
+    from trl_icrm.rewards import load_reward
+
+    folder = tmp_path / "model"
+    shutil.copytree(bt_lora_dir, folder)
+    Dataset.from_list(_pairs(20)).save_to_disk(str(tmp_path / "pairs"))
+    argv = ["laplace", "--model_name_or_path", str(folder), "--dataset_path", str(tmp_path / "pairs"), "--subset"]
+    main([*argv, subset, "--evaluate", "--eval_fraction", "0.2", "--no_progress_bar"])
+    assert "Laplace posterior" in capsys.readouterr().out
+    evaluation = json.loads((folder / f"laplace_{subset}_eval.json").read_text())
+    assert evaluation["num_pairs"] == 4 and 0 <= evaluation["ece_laplace"] <= 1 and evaluation["mean_variance"] > 0
+    reward = load_reward(folder, subset=subset, penalty="lcb")
+    assert reward.subset == subset and len(reward(["Say apple."], [" apple yes"])) == 1

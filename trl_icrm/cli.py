@@ -46,6 +46,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Sample math solutions from a policy and pair correct with incorrect ones (math-verify labels).",
     ),
     CommandSpec(
+        "laplace", "laplace", "Fit a Laplace posterior (Laplace-LoRA) to a BT reward model: a Bayesian reward model."
+    ),
+    CommandSpec(
         "compare-rewards", "compare_rewards", "Run GRPO once per reward (ICRM, BT, verifier) and compare them."
     ),
     CommandSpec("serve", "serve", "Serve a reward model over HTTP: OpenRLHF's /get_reward, raw /score, verl adapter."),

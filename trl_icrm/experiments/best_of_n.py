@@ -518,6 +518,112 @@ def write_samples(candidates: CandidateSet, scores: CandidateScores, path: str |
     return str(path)
 
 
+def save_candidates(candidates: CandidateSet, path: str | os.PathLike) -> str:
+    """Write a sampled [`CandidateSet`] as JSON (written to a temporary file, then renamed), so that later proxies are
+    scored on exactly the same candidates ([`load_candidates`])."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    write_json(dataclasses.asdict(candidates), temporary)
+    os.replace(temporary, path)
+    return str(path)
+
+
+def load_candidates(path: str | os.PathLike) -> CandidateSet:
+    """Read a [`CandidateSet`] written by [`save_candidates`]."""
+    data = json.loads(Path(path).read_text())
+    return CandidateSet(data["prompts"], data["columns"], data["completions"], data["completion_ids"])
+
+
+def cached_proxy_scores(
+    candidates: CandidateSet,
+    name: str,
+    reward: RewardFunc | None,
+    cache_dir: str | os.PathLike,
+    with_uncertainty: bool = True,
+    generation_batch_size: int = 64,
+    progress_bar: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scores `(num_prompts, N)` of one proxy on the candidates and its variances (`None` without uncertainty),
+    read from `<cache_dir>/<name>.npz` if there, else computed (with `reward`, loaded lazily by the caller) and saved
+    there: a proxy is scored once, and a new proxy is added to an experiment by scoring only it."""
+    path = Path(cache_dir) / f"{name}.npz"
+    if path.is_file():
+        cached = np.load(path)
+        return cached["mean"], cached["variance"] if "variance" in cached else None
+    if reward is None:
+        raise FileNotFoundError(f"No cached scores {path} and no reward function to compute them.")
+    uncertain = with_uncertainty and supports_uncertainty(reward)
+    scores = score_candidate_set(
+        candidates, [reward], _no_gold, [name], uncertain, generation_batch_size, progress_bar
+    )
+    arrays = {"mean": scores.proxy[name]}
+    if uncertain:
+        arrays["variance"] = scores.proxy_variances[name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path.with_name(f".{path.stem}.partial.npz"), **arrays)
+    os.replace(path.with_name(f".{path.stem}.partial.npz"), path)
+    return arrays["mean"], arrays.get("variance")
+
+
+def _no_gold(prompts, completions, **kwargs):
+    return [float("nan")] * len(completions)
+
+
+@dataclass
+class SelectionMethod:
+    """One best-of-n selection rule over named proxy members: the members' rewards are penalized by their own
+    variances (`penalty`, `coef`) and combined (`ensemble`), as [`~trl_icrm.best_of_n.combine_rewards`] does."""
+
+    name: str
+    members: list[str]
+    penalty: str | None = None
+    coef: float = 1.0
+    ensemble: str = "mean"
+
+
+def method_curves(
+    proxy: Mapping[str, np.ndarray],
+    proxy_variances: Mapping[str, np.ndarray | None],
+    gold: np.ndarray,
+    methods: Sequence[SelectionMethod],
+    ns: Sequence[int] | None = None,
+    num_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[BestOfNCurve]:
+    """One best-of-n curve per [`SelectionMethod`]: selection by the method's score; metrics `proxy` (the mean of its
+    members' unpenalized rewards) and `gold`.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from trl_icrm.experiments.best_of_n import SelectionMethod, method_curves
+    >>> rng = np.random.default_rng(0)
+    >>> means, variances = {"a": rng.normal(size=(8, 4))}, {"a": rng.uniform(size=(8, 4))}
+    >>> methods = [SelectionMethod("MAP", ["a"]), SelectionMethod("LA std k=1", ["a"], "lcb", 1.0)]
+    >>> [c.name for c in method_curves(means, variances, means["a"] > 0, methods, num_bootstrap=10)]
+    ['MAP', 'LA std k=1']
+    ```
+    """
+    curves = []
+    for method in methods:
+        missing = [m for m in method.members if m not in proxy]
+        if missing:
+            raise ValueError(f"{method.name}: no scores for the members {missing}.")
+        means = np.stack([np.asarray(proxy[m], dtype=float) for m in method.members])
+        variances = None
+        if method.penalty not in (None, "mean"):
+            if any(proxy_variances.get(m) is None for m in method.members):
+                raise ValueError(f"{method.name}: penalty {method.penalty!r} needs every member's variances.")
+            variances = np.stack([np.asarray(proxy_variances[m], dtype=float) for m in method.members])
+        selection = combine_rewards(means, variances, method.penalty, method.coef, method.ensemble)
+        metrics = {"proxy": means.mean(axis=0), "gold": np.asarray(gold, dtype=float)}
+        curves.append(best_of_n_curve(selection, metrics, ns, method.name, num_bootstrap, confidence, seed))
+    return curves
+
+
 def run_best_of_n_experiment(
     proxy: RewardFunc | Sequence[RewardFunc],
     output_dir: str | os.PathLike,
@@ -641,6 +747,11 @@ def _run_config(model, proxies, gold, scores, settings, with_uncertainty, penalt
 
 __all__ = [
     "BestOfNSettings",
+    "SelectionMethod",
+    "cached_proxy_scores",
+    "load_candidates",
+    "method_curves",
+    "save_candidates",
     "CandidateScores",
     "CandidateSet",
     "curve_rows",

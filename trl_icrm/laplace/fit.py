@@ -257,7 +257,9 @@ def _read_posterior(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         metadata = dict(handle.metadata() or {})
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open has no iterator
     if metadata.get("format") != POSTERIOR_FORMAT:
-        raise PosteriorMismatchError(f"{path} is not a trl-icrm Laplace posterior (format {metadata.get('format')!r}).")
+        raise PosteriorMismatchError(
+            f"{path} is not a trl-icrm Laplace posterior (format {metadata.get('format')!r})."
+        )
     return tensors, metadata
 
 
@@ -295,7 +297,9 @@ def _state_dict(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> d
         "mean": tensors["mean"],
         "H": curvature,
         "loss": tensors["loss"].reshape(()),
-        "prior_mean": tensors["prior_mean"].reshape(()) if tensors["prior_mean"].numel() == 1 else tensors["prior_mean"],
+        "prior_mean": tensors["prior_mean"].reshape(())
+        if tensors["prior_mean"].numel() == 1
+        else tensors["prior_mean"],
         "prior_precision": tensors["prior_precision"],
         "sigma_noise": torch.tensor(float(metadata["sigma_noise"])),
         "n_data": int(metadata["n_data"]),

@@ -8,7 +8,8 @@ A held-out share of the pairs (`--eval_fraction`) measures pairwise accuracy, wr
 `reward_model_metrics.json` in the output folder.
 
 A BT model trained with LoRA is saved merged (a plain one-output sequence classifier), so that `trl_icrm.load_reward`
-(`trl-icrm grpo --reward bt`) loads it like any reward model.
+(`trl-icrm grpo --reward bt`) loads it like any reward model; `--no_merge_lora` keeps its LoRA adapter instead (with
+its config), which `trl-icrm laplace` needs for a posterior over the LoRA weights.
 
     trl-icrm train --method icrm --output_dir outputs/math-icrm
     trl-icrm train --method bt --output_dir outputs/math-bt
@@ -40,6 +41,13 @@ class TrainScriptArguments:
     )
     eval_fraction: float = field(default=0.1, metadata={"help": "Share of pairs held out for evaluation (0: none)."})
     eval_demonstrations: int = field(default=2, metadata={"help": "Demonstrations per pair when evaluating ICRM."})
+    merge_lora: bool = field(
+        default=True,
+        metadata={
+            "help": "Save a BT LoRA model merged (a plain classifier); --no_merge_lora keeps the adapter (for "
+            "`trl-icrm laplace`, whose posterior covers the LoRA weights)."
+        },
+    )
 
 
 TRAIN_DEFAULTS = {
@@ -95,7 +103,7 @@ def _train_icrm(script_args, training_args, model_args, train, evaluation) -> tu
     return trainer, metrics
 
 
-def _train_bt(training_args, model_args, train, evaluation) -> tuple[object, dict]:
+def _train_bt(training_args, model_args, train, evaluation, merge_lora: bool = True) -> tuple[object, dict]:
     from trl import RewardTrainer, get_peft_config, get_quantization_config
 
     from ..trainer import bt_config_from, save_reward_model
@@ -111,7 +119,7 @@ def _train_bt(training_args, model_args, train, evaluation) -> tuple[object, dic
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {"bt": trainer.evaluate(evaluation)} if evaluation is not None else {}
-    save_reward_model(trainer, training_args.output_dir)  # a plain one-output classifier that any loader reads
+    save_reward_model(trainer, training_args.output_dir, merge=merge_lora)  # merged: a plain one-output classifier
     return trainer, metrics
 
 
@@ -132,7 +140,7 @@ def main(script_args: TrainScriptArguments, training_args, model_args) -> dict:
     if script_args.method == "icrm":
         trainer, metrics = _train_icrm(script_args, training_args, model_args, train, evaluation)
     else:
-        trainer, metrics = _train_bt(training_args, model_args, train, evaluation)
+        trainer, metrics = _train_bt(training_args, model_args, train, evaluation, script_args.merge_lora)
     results = {
         "method": script_args.method,
         "num_train_pairs": len(train),

@@ -48,13 +48,18 @@ def bt_config_from(args: Any, config_class: type | None = None):
     return config_class(**values)
 
 
-def save_reward_model(trainer: Any, output_dir: str | os.PathLike) -> str:
+def save_reward_model(trainer: Any, output_dir: str | os.PathLike, merge: bool = True) -> str:
     """Save `trainer`'s reward model and tokenizer to `output_dir` as a plain model folder: a PEFT model is merged
-    first (then only the main process writes); otherwise `trainer.save_model` (a collective under ZeRO-3)."""
+    first (then only the main process writes); otherwise `trainer.save_model` (a collective under ZeRO-3).
+
+    With `merge=False` a PEFT model is saved as its adapter folder, with the classifier's config (one output) next to
+    it, so its kind is read as any BT model's and a Laplace posterior can cover its LoRA weights."""
     output_dir = os.fspath(output_dir)
     model = trainer.model
-    if not hasattr(model, "merge_and_unload"):
+    if not hasattr(model, "merge_and_unload") or not merge:
         trainer.save_model(output_dir)
+        if hasattr(model, "merge_and_unload") and trainer.accelerator.is_main_process:
+            model.get_base_model().config.save_pretrained(output_dir)
         return output_dir
     if trainer.accelerator.is_main_process:
         model.merge_and_unload().save_pretrained(output_dir)

@@ -1,0 +1,374 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""Bayesian reward models (Laplace-LoRA) against best-of-N over-optimization, on the embedded model (CPU).
+
+The seed's experiment on this library's stack, every step cached in `--output_dir` (a step whose output is there is
+skipped, so a rerun resumes and a new proxy is added by scoring only it):
+
+1. `preferences`: policy-sampled math pairs (`trl-icrm build-math-preferences`), math-verify labels;
+2. `candidates`: N answers per held-out problem, sampled once from the policy;
+3. `bt`: small BT LoRA reward models (`trl-icrm train --method bt --no_merge_lora`), one per `--seeds`;
+4. `laplace`: a Laplace posterior for each (`trl-icrm laplace`, LoRA-KFAC and last layer);
+5. `icrm` (with `--icrm_steps` > 0): an ICRM model on the same pairs (`trl-icrm train --method icrm`);
+6. `scores`: every proxy's mean (and variance) on the candidates, and math-verify gold; one `.npz` per proxy;
+7. `curves`: best-of-n proxy and gold vs KL_bon for every method (`--methods`, a JSON list of
+   `{name, members, penalty, coef}` over the proxy names), exact order-statistics estimator, bootstrap intervals over
+   prompts; `curves/best_of_n_curves.{json,csv,png}` and `gold_at_max_n.json`;
+8. `calibration`: MAP vs Laplace ECE on held-out pairs and the predictive variance on another data set's pairs.
+
+    python recipes/bayesian_reward_models.py --output_dir runs/bayesian_reward_models
+    python recipes/bayesian_reward_models.py --output_dir runs/bayesian_reward_models --steps curves  # redraw
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+STEPS = ("preferences", "candidates", "bt", "laplace", "icrm", "scores", "curves", "calibration")
+
+
+@dataclass
+class ExperimentArguments:
+    """Options of the experiment (TrlParser flags: snake_case, `--config file.yaml`)."""
+
+    output_dir: str = field(default="runs/bayesian_reward_models", metadata={"help": "Folder of every step's output."})
+    steps: list[str] = field(default_factory=lambda: list(STEPS), metadata={"help": f"Steps to run, of {STEPS}."})
+    num_problems: int = field(default=64, metadata={"help": "Training problems for the pairs (fewer: weaker proxy)."})
+    samples_per_problem: int = field(default=8, metadata={"help": "Policy samples per training problem."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One BT model per seed (Ens)."})
+    bt_steps: int = field(default=20, metadata={"help": "Training steps of each BT model (4 pairs a step)."})
+    icrm_steps: int = field(default=0, metadata={"help": "Training steps of the ICRM proxy (0: none)."})
+    num_prompts: int = field(default=32, metadata={"help": "Held-out problems of the best-of-n experiment."})
+    num_candidates: int = field(default=64, metadata={"help": "N answers sampled per problem."})
+    max_new_tokens: int = field(default=96, metadata={"help": "Most tokens per sampled answer."})
+    difficulties: list[int] = field(default_factory=lambda: [1], metadata={"help": "Problem difficulties."})
+    lora_posterior_seeds: list[int] | None = field(
+        default=None, metadata={"help": "Seeds whose LoRA-KFAC posterior scores the candidates (default: all)."}
+    )
+    ks: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "Penalty coefficients k."})
+    methods: str | None = field(
+        default=None, metadata={"help": "JSON file of selection methods {name, members, penalty, coef}."}
+    )
+    num_bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples of the prompts."})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads of torch."})
+
+    def __post_init__(self):
+        unknown = [step for step in self.steps if step not in STEPS]
+        if unknown:
+            raise ValueError(f"Unknown steps {unknown}; choose from {STEPS}.")
+
+
+def parse_args(argv=None) -> ExperimentArguments:
+    from trl import TrlParser
+
+    from trl_icrm.scripts.laplace import LaplaceScriptArguments  # noqa: F401 - the command this recipe extends
+
+    (args,) = TrlParser((ExperimentArguments,), description=__doc__.split("\n\n")[0]).parse_args_and_config(argv)
+    return args
+
+
+def cli(*args: str) -> None:
+    """Run a `trl-icrm` command in a subprocess (its own process: memory is freed between steps)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "trl_icrm.cli", *args], check=True)
+    print(f"[{args[0]}] {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def step_preferences(args, out: Path) -> None:
+    if (out / "preferences").is_dir():
+        return
+    cli(
+        "build-math-preferences",
+        "--num_problems",
+        str(args.num_problems),
+        "--num_samples",
+        str(args.samples_per_problem),
+        "--max_new_tokens",
+        str(args.max_new_tokens),
+        "--output_dir",
+        str(out / "preferences"),
+        "--seed",
+        "0",
+    )
+
+
+def step_candidates(args, out: Path) -> None:
+    from trl_icrm.best_of_n import BestOfNSampler
+    from trl_icrm.experiments.best_of_n import experiment_prompts, sample_candidates, save_candidates
+
+    if (out / "candidates.json").is_file():
+        return
+    started = time.perf_counter()
+    prompts, columns = experiment_prompts(None, args.num_prompts, seed=0, difficulties=args.difficulties)
+    sampler = BestOfNSampler(
+        reward_funcs=[_unused],
+        n=args.num_candidates,
+        max_new_tokens=args.max_new_tokens,
+        temperature=1.0,
+        seed=0,
+        progress_bar=True,
+    )
+    save_candidates(sample_candidates(sampler, prompts, columns), out / "candidates.json")
+    print(f"[candidates] {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def _unused(prompts, completions, **kwargs):
+    return [0.0] * len(completions)
+
+
+def bt_dir(out: Path, seed: int) -> Path:
+    return out / f"bt-seed{seed}"
+
+
+def step_bt(args, out: Path) -> None:
+    for seed in args.seeds:
+        if (bt_dir(out, seed) / "adapter_config.json").is_file():
+            continue
+        cli(
+            "train",
+            "--method",
+            "bt",
+            "--no_merge_lora",
+            "--dataset_path",
+            str(out / "preferences"),
+            "--output_dir",
+            str(bt_dir(out, seed)),
+            "--seed",
+            str(seed),
+            "--max_steps",
+            str(args.bt_steps),
+            "--max_length",
+            "768",
+            "--report_to",
+            "none",
+        )
+
+
+def step_laplace(args, out: Path) -> None:
+    for seed in args.seeds:
+        for subset in ("last_layer", "lora"):
+            if (bt_dir(out, seed) / f"laplace_{subset}.safetensors").is_file():
+                continue
+            cli(
+                "laplace",
+                "--model_name_or_path",
+                str(bt_dir(out, seed)),
+                "--dataset_path",
+                str(out / "preferences"),
+                "--seed",
+                str(seed),
+                "--subset",
+                subset,
+                "--max_length",
+                "768",
+                "--evaluate",
+                "--no_progress_bar",
+            )
+
+
+def step_icrm(args, out: Path) -> None:
+    if args.icrm_steps <= 0 or (out / "icrm").is_dir():
+        return
+    cli(
+        "train",
+        "--method",
+        "icrm",
+        "--dataset_path",
+        str(out / "preferences"),
+        "--output_dir",
+        str(out / "icrm"),
+        "--max_steps",
+        str(args.icrm_steps),
+        "--max_length",
+        "768",
+        "--report_to",
+        "none",
+    )
+
+
+def proxy_specs(args, out: Path) -> dict[str, dict]:
+    """Every proxy to score: name -> {path, kind, subset}. MAP scores come from the last-layer posterior's mean (the
+    MAP reward exactly, at the cost of one forward pass)."""
+    specs = {}
+    lora_seeds = args.seeds if args.lora_posterior_seeds is None else args.lora_posterior_seeds
+    for seed in args.seeds:
+        specs[f"bt{seed}_ll"] = {"path": str(bt_dir(out, seed)), "kind": "laplace", "subset": "last_layer"}
+        if seed in lora_seeds:
+            specs[f"bt{seed}_lora"] = {"path": str(bt_dir(out, seed)), "kind": "laplace", "subset": "lora"}
+    if (out / "icrm").is_dir():
+        specs["icrm"] = {"path": str(out / "icrm"), "kind": "icrm"}
+    return specs
+
+
+def load_proxy(spec: dict, name: str, candidates):
+    from trl_icrm.rewards import load_reward
+
+    if spec["kind"] == "icrm":
+        return load_reward(spec["path"], kind="icrm", allow_zero_shot=True, name=name)
+    return load_reward(spec["path"], kind=spec["kind"], subset=spec["subset"], name=name)
+
+
+def step_scores(args, out: Path) -> None:
+    from trl_icrm.experiments.best_of_n import cached_proxy_scores, load_candidates
+    from trl_icrm.rewards import MathVerifyReward
+
+    candidates = load_candidates(out / "candidates.json")
+    cache = out / "scores"
+    timings = json.loads((cache / "timings.json").read_text()) if (cache / "timings.json").is_file() else {}
+    for name, spec in {**proxy_specs(args, out), "gold": {"kind": "verifier"}}.items():
+        if (cache / f"{name}.npz").is_file():
+            continue
+        started = time.perf_counter()
+        reward = MathVerifyReward() if name == "gold" else load_proxy(spec, name, candidates)
+        cached_proxy_scores(candidates, name, reward, cache, with_uncertainty=name != "gold", generation_batch_size=64)
+        timings[name] = time.perf_counter() - started
+        (cache / "timings.json").write_text(json.dumps(timings, indent=2))
+        print(f"[scores] {name}: {timings[name]:.0f} s", flush=True)
+
+
+def default_methods(args, out: Path) -> list[dict]:
+    specs = proxy_specs(args, out)
+    first = args.seeds[0]
+    methods = [{"name": "MAP", "members": [f"bt{first}_ll"]}]
+    for tag, label in (("lora", "LA"), ("ll", "LA last-layer")):
+        if f"bt{first}_{tag}" not in specs:
+            continue
+        for penalty, kind in (("lcb", "std"), ("var_penalty", "var")):
+            methods += [
+                {"name": f"{label} {kind} k={k:g}", "members": [f"bt{first}_{tag}"], "penalty": penalty, "coef": k}
+                for k in args.ks
+            ]
+    if len(args.seeds) > 1:
+        methods.append({"name": "Ens", "members": [f"bt{s}_ll" for s in args.seeds]})
+        for tag, label in (("lora", "LA Ens"), ("ll", "LA Ens last-layer")):
+            members = [f"bt{s}_{tag}" for s in args.seeds]
+            if all(m in specs for m in members):
+                methods += [
+                    {"name": f"{label} std k={k:g}", "members": members, "penalty": "lcb", "coef": k} for k in args.ks
+                ]
+    if "icrm" in specs:
+        methods.append({"name": "ICRM", "members": ["icrm"]})
+        methods += [{"name": f"ICRM lcb k={k:g}", "members": ["icrm"], "penalty": "lcb", "coef": k} for k in args.ks]
+    return methods
+
+
+def step_curves(args, out: Path) -> None:
+    from trl_icrm.experiments.best_of_n import SelectionMethod, method_curves, save_curves
+    from trl_icrm.utils.io import write_json
+
+    methods = json.loads(Path(args.methods).read_text()) if args.methods else default_methods(args, out)
+    names = {m for method in methods for m in method["members"]}
+    proxy, variances = {}, {}
+    for name in names:
+        data = np.load(out / "scores" / f"{name}.npz")
+        proxy[name], variances[name] = data["mean"], data["variance"] if "variance" in data else None
+    gold = np.load(out / "scores" / "gold.npz")["mean"]
+    curves = method_curves(
+        proxy, variances, gold, [SelectionMethod(**m) for m in methods], num_bootstrap=args.num_bootstrap
+    )
+    config = {**vars(args), "methods": methods, "gold_accuracy_of_all_samples": float(np.nanmean(gold))}
+    title = f"Best-of-n, {gold.shape[0]} prompts, N = {gold.shape[1]}: BT (MAP), Laplace, ensembles"
+    save_curves(curves, out / "curves", config, title=title)
+    table = []
+    for curve in curves:
+        row = {"method": curve.name, "n": curve.ns[-1], "kl_bon": curve.kl_bon[-1]}
+        for metric in ("gold", "proxy"):
+            stats = curve.metrics[metric]
+            row.update({f"{metric}_{key}": stats[key][-1] for key in ("mean", "ci_low", "ci_high")})
+        row["gold_best"] = float(np.max(curve.metrics["gold"]["mean"]))
+        row["n_best"] = int(curve.ns[int(np.argmax(curve.metrics["gold"]["mean"]))])
+        table.append(row)
+    write_json(table, out / "gold_at_max_n.json")
+    for row in table:
+        print(
+            f"{row['method']:28s} gold@N {row['gold_mean']:.3f} [{row['gold_ci_low']:.3f}, {row['gold_ci_high']:.3f}]"
+            f"  best {row['gold_best']:.3f} (n={row['n_best']})"
+        )
+
+
+def step_calibration(args, out: Path) -> None:
+    from trl_icrm.data.builtin import concise_vs_detailed
+    from trl_icrm.laplace import load_posterior
+    from trl_icrm.laplace.evaluation import calibration_summary, pair_predictions
+    from trl_icrm.scripts.laplace import LaplaceScriptArguments, load_pairs
+    from trl_icrm.utils.io import write_json
+
+    seed = args.seeds[0]
+    _, held_out = load_pairs(LaplaceScriptArguments(dataset_path=str(out / "preferences"), seed=seed))
+    other = concise_vs_detailed()["test"]
+    other = other.select(range(min(len(held_out), len(other))))
+    results = {}
+    for subset in ("last_layer", "lora"):
+        folder = bt_dir(out, seed)
+        if not (folder / f"laplace_{subset}.safetensors").is_file():
+            continue
+        posterior = load_posterior(folder, subset=subset)
+        tokenizer = _tokenizer(folder)
+        same = calibration_summary(pair_predictions(posterior, tokenizer, held_out, max_length=768))
+        far = calibration_summary(pair_predictions(posterior, tokenizer, other, max_length=768))
+        results[subset] = {
+            "held_out": same,
+            "other_data_set": far,
+            "variance_ratio": far["mean_variance"] / same["mean_variance"],
+            "median_variance_ratio": far["median_variance"] / same["median_variance"],
+        }
+        print(
+            f"[calibration] {subset}: ECE MAP {same['ece_map']:.3f} LA {same['ece_laplace']:.3f}; variance ratio "
+            f"{results[subset]['variance_ratio']:.2f}",
+            flush=True,
+        )
+        plot_reliability(same, out / f"reliability_{subset}.png", subset)
+    write_json(results, out / "calibration.json")
+
+
+def _tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def plot_reliability(summary: dict, path: Path, subset: str) -> None:
+    from trl_icrm.utils.io import new_figure, save_figure
+
+    figure, axis = new_figure((4.6, 4.2))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for key, label in (("map", "MAP"), ("laplace", f"Laplace ({subset})")):
+        bins = summary[f"reliability_{key}"]
+        axis.plot(
+            [b["confidence"] for b in bins],
+            [b["frequency"] for b in bins],
+            marker="o",
+            label=f"{label}, ECE {summary[f'ece_{key}']:.3f}",
+        )
+    axis.set_xlabel("predicted P(first preferred)")
+    axis.set_ylabel("observed frequency")
+    axis.set_title(f"Held-out math pairs (n = {summary['num_pairs']})")
+    axis.legend(fontsize="small")
+    save_figure(figure, path)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = {name: globals()[f"step_{name}"] for name in STEPS}
+    for name in STEPS:
+        if name in args.steps:
+            steps[name](args, out)
+    os.sync()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""Calibration and uncertainty of a Laplace reward model on preference pairs, against its MAP model.
+
+[`pair_predictions`] gives, for each pair, the MAP probability that the chosen side wins, sigmoid(r_c - r_r), the
+Laplace one (laplace-torch's GLM predictive of the pair with the probit approximation, the pair's 2x2 covariance
+included) and each side's predictive variance. [`calibration_summary`] turns them into ECEs and reliability bins
+(`trl_icrm.evaluation.calibration`, both orientations of every pair so that the outcome is not always 1) and the
+mean variance, so that two data sets (the training distribution and another one) give the off-distribution variance
+ratio.
+
+Example:
+
+```python
+from trl_icrm.laplace import load_posterior
+from trl_icrm.laplace.evaluation import calibration_summary, pair_predictions
+
+posterior = load_posterior("outputs/math-bt-lora")
+summary = calibration_summary(pair_predictions(posterior, tokenizer, held_out_pairs))
+summary["ece_map"], summary["ece_laplace"]
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ..evaluation.calibration import expected_calibration_error, reliability_bins
+from .adapter import encode_pairs, pack_rows, pooled_features
+from .posterior import LaplacePosterior
+
+
+@torch.no_grad()
+def _map_rewards(posterior: LaplacePosterior, inputs: torch.Tensor) -> torch.Tensor:
+    return posterior.adapter(inputs).double()
+
+
+def pair_predictions(
+    posterior: LaplacePosterior,
+    tokenizer: Any,
+    pairs: Sequence[Mapping[str, Any]],
+    batch_size: int = 4,
+    max_length: int | None = 1024,
+) -> dict[str, torch.Tensor]:
+    """Per pair: `map_prob`, `laplace_prob` (P(chosen wins)) and `variance_chosen`, `variance_rejected`."""
+    from ..demonstrations import DemonstrationRenderer
+
+    pairs = [pairs[i] for i in range(len(pairs))]
+    encoded = encode_pairs(DemonstrationRenderer(tokenizer), pairs, max_length)
+    out: dict[str, list[torch.Tensor]] = {"map_prob": [], "laplace_prob": [], "variance": []}
+    for start in range(0, len(encoded), batch_size):
+        inputs = pack_rows([side for pair in encoded[start : start + batch_size] for side in pair], per_item=2)
+        if posterior.subset == "last_layer":
+            inputs = pooled_features(posterior.model, inputs, posterior.pad_token_id)
+        rewards = _map_rewards(posterior, inputs)
+        out["map_prob"].append(torch.sigmoid(rewards[:, 0] - rewards[:, 1]))
+        probs = posterior.laplace(inputs, pred_type="glm", link_approx="probit", fitting=True)
+        out["laplace_prob"].append(probs[:, 0].detach().double())
+        _, variance = posterior.laplace(inputs.flatten(0, 1).unsqueeze(1), pred_type="glm")
+        out["variance"].append(variance.detach().double().reshape(-1, 2))
+    variance = torch.cat(out["variance"])
+    return {
+        "map_prob": torch.cat(out["map_prob"]),
+        "laplace_prob": torch.cat(out["laplace_prob"]),
+        "variance_chosen": variance[:, 0],
+        "variance_rejected": variance[:, 1],
+    }
+
+
+def calibration_summary(predictions: Mapping[str, torch.Tensor], num_bins: int = 10) -> dict[str, Any]:
+    """Accuracy, ECE and reliability bins of the MAP and Laplace probabilities, and the mean predictive variance."""
+    summary: dict[str, Any] = {"num_pairs": len(predictions["map_prob"])}
+    for key, name in (("map_prob", "map"), ("laplace_prob", "laplace")):
+        prob = predictions[key]
+        both = torch.cat([prob, 1 - prob])  # each pair in both orientations: outcome 1 for chosen-first, 0 otherwise
+        outcomes = torch.cat([torch.ones_like(prob), torch.zeros_like(prob)])
+        summary[f"accuracy_{name}"] = (prob > 0.5).double().mean().item()
+        summary[f"ece_{name}"] = expected_calibration_error(both, outcomes, num_bins)
+        summary[f"reliability_{name}"] = reliability_bins(both, outcomes, num_bins)
+        summary[f"nll_{name}"] = -torch.log(prob.clamp_min(1e-12)).mean().item()
+    variance = torch.cat([predictions["variance_chosen"], predictions["variance_rejected"]])
+    summary["mean_variance"] = variance.mean().item()
+    summary["median_variance"] = variance.median().item()
+    return summary
+
+
+__all__ = ["calibration_summary", "pair_predictions"]
