@@ -153,8 +153,9 @@ def step_bt(args, out: Path) -> None:
 
 
 def step_laplace(args, out: Path) -> None:
+    lora_seeds = args.seeds if args.lora_posterior_seeds is None else args.lora_posterior_seeds
     for seed in args.seeds:
-        for subset in ("last_layer", "lora"):
+        for subset in ("last_layer", "lora") if seed in lora_seeds else ("last_layer",):
             if (bt_dir(out, seed) / f"laplace_{subset}.safetensors").is_file():
                 continue
             cli(

@@ -210,7 +210,7 @@ def test_save_load_round_trip_and_registry(bt_lora_dir, tmp_path, subset):
     torch.testing.assert_close(after[0], before[0], rtol=0, atol=0)
     torch.testing.assert_close(after[1], before[1], rtol=0, atol=0)
     assert reward_model_kind(folder) == "laplace"
-    reward = load_reward(folder, penalty="lcb", penalty_coef=2.0)
+    reward = load_reward(folder, penalty="lcb", penalty_coef=2.0, chunk_size=4)  # as predict_rows batches
     scored = reward.score(["Say apple.", "Hi"], [" apple stone yes", " hello there"])
     np.testing.assert_array_equal(scored.variance, before[1].numpy())
     expected = before[0].numpy() - 2.0 * np.sqrt(before[1].numpy())

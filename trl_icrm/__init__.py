@@ -6,7 +6,9 @@ The library, by concept (each a subpackage or module; names below import from `t
 - `objective`, `modeling`: the ICRM method (variational Beta-Bradley-Terry loss; the two-headed model);
 - `demonstrations`: rendering demonstrations into a model input, and the one demonstration sampler;
 - `trainer`: `ICRMConfig`, `ICRMRewardTrainer` (on `trl.RewardTrainer`), `bt_config_from`;
-- `rewards`: the reward-posterior interface, ICRM / BT / math-verify rewards, penalties, ensembles, `load_reward`;
+- `rewards`: the reward-posterior interface, ICRM / BT / Laplace / math-verify rewards, penalties, ensembles,
+  `load_reward`;
+- `laplace`: Bayesian reward models by Laplace-LoRA (a laplace-torch posterior fitted to a trained BT model);
 - `best_of_n`: `BestOfNSampler` and the exact over-optimization estimators;
 - `evaluation`: calibration and steerability metrics;
 - `data`: loaders, built-in and benchmark preference sets, math problems, the steerable set;
@@ -29,11 +31,13 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "trl_icrm.best_of_n": ["BestOfNOutput", "BestOfNSampler", "expected_best_of_n", "kl_bon"],
     "trl_icrm.demonstrations": ["DemonstrationBank", "DemonstrationRenderer", "DemonstrationTemplate"],
+    "trl_icrm.laplace": ["LaplacePosterior", "fit_laplace", "load_posterior"],
     "trl_icrm.modeling": ["ICRMSettings", "load_icrm_model"],
     "trl_icrm.objective": ["icrm_loss"],
     "trl_icrm.rewards": [
         "EnsembleReward",
         "ICRMReward",
+        "LaplaceReward",
         "MathVerifyReward",
         "RewardModel",
         "RewardPosterior",
@@ -60,6 +64,8 @@ __all__ = [
     "ICRMReward",
     "ICRMRewardTrainer",
     "ICRMSettings",
+    "LaplacePosterior",
+    "LaplaceReward",
     "MathVerifyReward",
     "RewardModel",
     "RewardPosterior",
@@ -69,9 +75,11 @@ __all__ = [
     "build_reward",
     "default_model_path",
     "expected_best_of_n",
+    "fit_laplace",
     "icrm_loss",
     "kl_bon",
     "load_icrm_model",
+    "load_posterior",
     "load_reward",
     "register_reward_kind",
     "resolve_model_name_or_path",
@@ -86,11 +94,13 @@ __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:
     from .best_of_n import BestOfNOutput, BestOfNSampler, expected_best_of_n, kl_bon
     from .demonstrations import DemonstrationBank, DemonstrationRenderer, DemonstrationTemplate
+    from .laplace import LaplacePosterior, fit_laplace, load_posterior
     from .modeling import ICRMSettings, load_icrm_model
     from .objective import icrm_loss
     from .rewards import (
         EnsembleReward,
         ICRMReward,
+        LaplaceReward,
         MathVerifyReward,
         RewardModel,
         RewardPosterior,

@@ -96,6 +96,7 @@ class LaplacePosterior:
         means, variances = [], []
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
+            chunk = chunk[..., : int((chunk >= 0).flatten(0, -2).any(0).nonzero().max()) + 1]  # drop all-pad columns
             if self.subset == "last_layer":
                 chunk = pooled_features(self.model, chunk, self.pad_token_id)
             mean, variance = self.laplace(chunk, pred_type="glm")

@@ -3,7 +3,8 @@
 
 - `base`: [`RewardPosterior`] and [`RewardModel`] (every model: `score(...) -> RewardPosterior`, callable as a TRL
   reward function);
-- `icrm`, `classifier`, `math_verify`: ICRM, a BT sequence classifier, math-verify correctness;
+- `icrm`, `classifier`, `laplace`, `math_verify`: ICRM, a BT sequence classifier, a BT model with its Laplace
+  posterior, math-verify correctness;
 - `penalties`, `ensemble`: uncertainty penalties and ensembles, written once for every model;
 - `registry`: [`load_reward`] by saved kind or name.
 """
@@ -12,6 +13,7 @@ from .base import RewardModel, RewardPosterior, SupportsUncertainty, columns_onl
 from .classifier import SequenceClassifierReward
 from .ensemble import EnsembleReward
 from .icrm import ICRMReward
+from .laplace import LaplaceReward
 from .math_verify import MathVerifyReward, completion_text
 from .penalties import (
     ENSEMBLE_METHODS,
@@ -30,6 +32,7 @@ __all__ = [
     "REWARD_KINDS",
     "EnsembleReward",
     "ICRMReward",
+    "LaplaceReward",
     "MathVerifyReward",
     "RewardKind",
     "RewardModel",
