@@ -43,6 +43,7 @@ class ExperimentArguments:
     steps: list[str] = field(default_factory=lambda: list(STEPS), metadata={"help": f"Steps to run, of {STEPS}."})
     num_problems: int = field(default=64, metadata={"help": "Training problems for the pairs (fewer: weaker proxy)."})
     samples_per_problem: int = field(default=8, metadata={"help": "Policy samples per training problem."})
+    pair_max_new_tokens: int = field(default=128, metadata={"help": "Most tokens per sampled training answer."})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One BT model per seed (Ens)."})
     bt_steps: int = field(default=20, metadata={"help": "Training steps of each BT model (4 pairs a step)."})
     icrm_steps: int = field(default=0, metadata={"help": "Training steps of the ICRM proxy (0: none)."})

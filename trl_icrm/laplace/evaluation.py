@@ -41,25 +41,27 @@ def pair_predictions(
     posterior: LaplacePosterior,
     tokenizer: Any,
     pairs: Sequence[Mapping[str, Any]],
-    batch_size: int = 4,
+    batch_size: int = 1,
     max_length: int | None = 1024,
 ) -> dict[str, torch.Tensor]:
-    """Per pair: `map_prob`, `laplace_prob` (P(chosen wins)) and `variance_chosen`, `variance_rejected`."""
+    """Per pair: `map_prob`, `laplace_prob` (P(chosen wins)) and `variance_chosen`, `variance_rejected`
+    (`batch_size` pairs per Jacobian: laplace-torch's batched Jacobian costs the square of its batch)."""
     from ..demonstrations import DemonstrationRenderer
 
     pairs = [pairs[i] for i in range(len(pairs))]
     encoded = encode_pairs(DemonstrationRenderer(tokenizer), pairs, max_length)
     out: dict[str, list[torch.Tensor]] = {"map_prob": [], "laplace_prob": [], "variance": []}
     for start in range(0, len(encoded), batch_size):
-        inputs = pack_rows([side for pair in encoded[start : start + batch_size] for side in pair], per_item=2)
+        rows = pack_rows([side for pair in encoded[start : start + batch_size] for side in pair], per_item=2)
+        inputs = rows
         if posterior.subset == "last_layer":
             inputs = pooled_features(posterior.model, inputs, posterior.pad_token_id)
         rewards = _map_rewards(posterior, inputs)
         out["map_prob"].append(torch.sigmoid(rewards[:, 0] - rewards[:, 1]))
         probs = posterior.laplace(inputs, pred_type="glm", link_approx="probit", fitting=True)
         out["laplace_prob"].append(probs[:, 0].detach().double())
-        _, variance = posterior.laplace(inputs.flatten(0, 1).unsqueeze(1), pred_type="glm")
-        out["variance"].append(variance.detach().double().reshape(-1, 2))
+        _, variance = posterior.predict_rows(rows.flatten(0, 1).unsqueeze(1), chunk_size=1)
+        out["variance"].append(variance.reshape(-1, 2))
     variance = torch.cat(out["variance"])
     return {
         "map_prob": torch.cat(out["map_prob"]),

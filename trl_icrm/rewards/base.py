@@ -11,6 +11,7 @@ this one interface: the TRL reward callable (`RewardModel.__call__`, for `GRPOTr
 | -------------------------- | ------------------- | --------------------------------------------------------------- |
 | ICRM                       | r (the logit)       | Beta mean sigmoid(r) and variance mu(1-mu)/(kappa+1) (`probability`) |
 | BT sequence classifier     | the score           | the score, no variance (`score`)                                |
+| BT + Laplace posterior     | r_MAP               | r_MAP and the GLM predictive variance Lambda (`score`)          |
 | ensemble                   | aggregate of rewards| mean of means, total variance across members (members' scale)   |
 
 Example:

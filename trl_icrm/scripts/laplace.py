@@ -130,7 +130,7 @@ def _evaluate(posterior, tokenizer, held_out, args) -> dict[str, Any]:
     from ..laplace.evaluation import calibration_summary, pair_predictions
     from ..utils.io import write_json
 
-    summary = calibration_summary(pair_predictions(posterior, tokenizer, held_out, args.batch_size, args.max_length))
+    summary = calibration_summary(pair_predictions(posterior, tokenizer, held_out, max_length=args.max_length))
     write_json(summary, os.path.join(args.model_name_or_path, f"laplace_{args.subset}_eval.json"))
     print(f"Held-out pairs: ECE MAP {summary['ece_map']:.3f}, Laplace {summary['ece_laplace']:.3f}")
     return summary
