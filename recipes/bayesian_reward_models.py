@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 
+MAIN_PENALIZED = ("LA std", "LA var", "LA last-layer std", "LA Ens std", "LA Ens last-layer std", "ICRM lcb")
+"""Penalized methods drawn (at k = 1) in the main figure; every k is in the CSV and the full figure."""
 STEPS = ("preferences", "candidates", "bt", "laplace", "icrm", "scores", "curves", "calibration")
 
 
@@ -263,7 +265,7 @@ def default_methods(args, out: Path) -> list[dict]:
 
 
 def step_curves(args, out: Path) -> None:
-    from trl_icrm.experiments.best_of_n import SelectionMethod, method_curves, save_curves
+    from trl_icrm.experiments.best_of_n import SelectionMethod, method_curves, plot_curves, save_curves
     from trl_icrm.utils.io import write_json
 
     methods = json.loads(Path(args.methods).read_text()) if args.methods else default_methods(args, out)
@@ -279,6 +281,8 @@ def step_curves(args, out: Path) -> None:
     config = {**vars(args), "methods": methods, "gold_accuracy_of_all_samples": float(np.nanmean(gold))}
     title = f"Best-of-n, {gold.shape[0]} prompts, N = {gold.shape[1]}: BT (MAP), Laplace, ensembles"
     save_curves(curves, out / "curves", config, title=title)
+    main_names = {"MAP", "Ens", "ICRM"} | {f"{label} k=1" for label in MAIN_PENALIZED}
+    plot_curves([c for c in curves if c.name in main_names], out / "curves" / "main.png", title=title)
     table = []
     for curve in curves:
         row = {"method": curve.name, "n": curve.ns[-1], "kl_bon": curve.kl_bon[-1]}
