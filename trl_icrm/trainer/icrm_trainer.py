@@ -28,6 +28,7 @@ from ..modeling import (
     classify_suffixes,
     encode_prefix,
     load_icrm_model,
+    packed_pair_logits,
     pad_right,
     prepare_tokenizer,
     split_heads,
@@ -491,7 +492,6 @@ class ICRMRewardTrainer(RewardTrainer):
             for reason, present in (
                 ("more than one process", self.accelerator.num_processes > 1),
                 ("DeepSpeed or FSDP", self.is_deepspeed_enabled or self.is_fsdp_enabled),
-                ("gradient checkpointing", bool(self.args.gradient_checkpointing)),
             )
             if present
         ]
@@ -506,12 +506,20 @@ class ICRMRewardTrainer(RewardTrainer):
         self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_lengths: torch.Tensor
     ) -> torch.Tensor:
         """Two-head outputs of TRL's preference batch (chosen rows, then rejected), with each pair's shared prefix
-        encoded once: the same values as the batched forward, without padding one pair to another."""
+        encoded once: the same values as the batched forward, without padding one pair to another.
+
+        Without gradient checkpointing, the prefix's key-value cache is read by both responses. With it (a cache
+        cannot pass between checkpointed layers), each pair is one sequence `prefix + chosen + rejected` whose
+        attention mask keeps the rejected response from seeing the chosen one ([`packed_pair_logits`])."""
         pad_token_id = self.processing_class.pad_token_id
         num_pairs = len(prefix_lengths)
+        packed = model.training and bool(getattr(unwrap_peft(model), "is_gradient_checkpointing", False))
         logits: list[torch.Tensor] = []
         for i, length in enumerate(prefix_lengths.tolist()):
             rows = [input_ids[j][attention_mask[j].bool()] for j in (i, num_pairs + i)]
+            if packed:
+                logits.append(packed_pair_logits(model, rows[0], rows[1], length, pad_token_id))
+                continue
             suffixes, mask = pad_right([row[length:] for row in rows], pad_token_id)
             cache = encode_prefix(model, rows[0][:length]) if length else None
             logits.append(classify_suffixes(model, suffixes, mask, pad_token_id, cache))
