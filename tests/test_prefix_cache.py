@@ -256,7 +256,7 @@ def test_checkpointed_shared_prefix_matches_batched_loss_and_gradients(tiny_caus
         trainer.model.train()
         if key[1]:  # as `Trainer.train` turns it on, with TRL's kwargs
             trainer.model.gradient_checkpointing_enable(trainer.args.gradient_checkpointing_kwargs)
-        assert bool(trainer.model.is_gradient_checkpointing) == key[1]
+        assert icrm_trainer._is_checkpointing(trainer.model) == key[1]
         trainer.model.zero_grad()
         loss = trainer.compute_loss(trainer.model, dict(batch))
         loss.backward()

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_PREFIX_CACHE_BYTES = 2**30
 """Default limit of the key-value caches of demonstration prefixes kept across calls (1 GiB)."""
 
-MIN_SHARED_QUERY_TOKENS = 8
+MIN_SHARED_QUERY_TOKENS = 16
 """Fewest leading query tokens (a prompt) that rows after the same demonstrations must share to be encoded once."""
 
 

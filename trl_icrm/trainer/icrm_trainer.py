@@ -189,6 +189,12 @@ class DataCollatorForICRM(data_collator_mixin()):
         return batch
 
 
+def _is_checkpointing(model: PreTrainedModel) -> bool:
+    """Whether activation (gradient) checkpointing is on, under the attribute's current or former name."""
+    flag = getattr(model, "is_activation_checkpointing", None)
+    return bool(getattr(model, "is_gradient_checkpointing", False) if flag is None else flag)
+
+
 class _RedrawDemonstrationsEachEpoch(TrainerCallback):
     def __init__(self, collator: DataCollatorForICRM):
         self.collator = collator
@@ -513,7 +519,7 @@ class ICRMRewardTrainer(RewardTrainer):
         attention mask keeps the rejected response from seeing the chosen one ([`packed_pair_logits`])."""
         pad_token_id = self.processing_class.pad_token_id
         num_pairs = len(prefix_lengths)
-        packed = model.training and bool(getattr(unwrap_peft(model), "is_gradient_checkpointing", False))
+        packed = model.training and _is_checkpointing(unwrap_peft(model))
         logits: list[torch.Tensor] = []
         for i, length in enumerate(prefix_lengths.tolist()):
             rows = [input_ids[j][attention_mask[j].bool()] for j in (i, num_pairs + i)]
