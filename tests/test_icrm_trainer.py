@@ -171,8 +171,10 @@ def test_shared_prefix_default_and_blockers(tiny_causal_lm, tmp_path):
     data = conflicting_pairs(4, 0)
     plain = ICRMConfig(**_args(tmp_path, gradient_checkpointing=False))
     assert ICRMRewardTrainer(tiny_causal_lm, args=plain, train_dataset=data)._share_prefix  # on CPU by default
-    checkpointed = ICRMConfig(**_args(tmp_path), gradient_checkpointing=True, share_demonstration_prefix=True)
-    assert not ICRMRewardTrainer(tiny_causal_lm, args=checkpointed, train_dataset=data)._share_prefix
+    checkpointed = ICRMConfig(**_args(tmp_path), gradient_checkpointing=True)  # no longer a blocker
+    assert ICRMRewardTrainer(tiny_causal_lm, args=checkpointed, train_dataset=data)._share_prefix
+    off = ICRMConfig(**_args(tmp_path), share_demonstration_prefix=False)
+    assert not ICRMRewardTrainer(tiny_causal_lm, args=off, train_dataset=data)._share_prefix
 
 
 def test_unit_shuffle_sampler_keeps_units_together():

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -241,11 +242,65 @@ def encode_prefix(model, prefix_ids: torch.Tensor):
     return cache
 
 
+def extend_prefix_cache(model, cache, ids: torch.Tensor):
+    """A new one-row key-value cache of `prefix + ids`, from the cache of `prefix` (left unchanged; `None` for an empty
+    prefix) and the 1-D token ids `ids` that follow it."""
+    backbone, _ = backbone_and_head(model)
+    if cache is None:
+        return encode_prefix(model, ids)
+    try:
+        cache = expand_prefix_cache(cache, 1)
+    except TypeError:
+        cache = copy.deepcopy(cache)
+    return backbone(input_ids=ids.reshape(1, -1), past_key_values=cache, use_cache=True).past_key_values
+
+
+def cache_nbytes(cache) -> int:
+    """Bytes held by the key and value tensors of a key-value cache."""
+    total = 0
+    for layer in getattr(cache, "layers", ()):
+        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def expand_prefix_cache(cache, rows: int):
+    """A new key-value cache that holds the one-row `cache` for each of `rows` rows, as broadcast views (no copy).
+
+    The cache passed in is left as it is: a forward pass appends to the new cache by concatenation, which makes new
+    tensors, so one encoded prefix serves any number of batches and calls. Only plain dynamic layers can be viewed
+    this way; any other layer type raises a `TypeError` (callers then copy the cache instead).
+
+    Example:
+
+    ```python
+    >>> cache = encode_prefix(model, prefix_ids)  # doctest: +SKIP
+    >>> batch_cache = expand_prefix_cache(cache, rows=8)  # doctest: +SKIP
+    ```
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    expanded = copy.copy(cache)
+    expanded.layers = []
+    for layer in cache.layers:
+        if type(layer) is not DynamicLayer:
+            raise TypeError(f"cannot share a {type(layer).__name__} across rows without copying it")
+        layer = copy.copy(layer)
+        if layer.is_initialized and layer.keys.numel():
+            if layer.keys.shape[0] != 1:
+                raise ValueError(f"expected a one-row prefix cache, got {layer.keys.shape[0]} rows")
+            layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+            layer.values = layer.values.expand(rows, *layer.values.shape[1:])
+        expanded.layers.append(layer)
+    return expanded
+
+
 def classify_suffixes(
     model, input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_token_id: int, prefix_cache=None
 ) -> torch.Tensor:
     """Classifier outputs `(rows, num_labels)` of right-padded token rows, each read after the one prefix held in
-    `prefix_cache` (from [`encode_prefix`]; repeated in place for every row) or alone when it is `None`.
+    `prefix_cache` (from [`encode_prefix`]; shared by every row and left unchanged) or alone when it is `None`.
 
     The head reads the rightmost token that is not the pad token (pad may equal eos), exactly as transformers'
     sequence classifiers pool, so `prefix + row` scores as the full sequence would.
@@ -253,7 +308,11 @@ def classify_suffixes(
     backbone, head = backbone_and_head(model)
     if prefix_cache is not None:
         prefix_length = prefix_cache.get_seq_length()
-        prefix_cache.batch_repeat_interleave(len(input_ids))
+        try:
+            prefix_cache = expand_prefix_cache(prefix_cache, len(input_ids))
+        except TypeError:  # another cache layout: repeat a copy of it
+            prefix_cache = copy.deepcopy(prefix_cache)
+            prefix_cache.batch_repeat_interleave(len(input_ids))
         attention_mask = torch.cat([attention_mask.new_ones(len(input_ids), prefix_length), attention_mask], dim=1)
     hidden = backbone(
         input_ids=input_ids,
@@ -264,6 +323,51 @@ def classify_suffixes(
     positions = torch.arange(input_ids.shape[1], device=input_ids.device, dtype=torch.int32)
     last = ((input_ids != pad_token_id).int() * positions).argmax(-1)
     return head(hidden[torch.arange(len(input_ids), device=input_ids.device), last])
+
+
+def packed_pair_logits(
+    model, chosen_ids: torch.Tensor, rejected_ids: torch.Tensor, prefix_length: int, pad_token_id: int
+):
+    """Classifier outputs `(2, num_labels)` of the two sides of a pair that share their first `prefix_length` tokens,
+    from one forward pass over `prefix + chosen suffix + rejected suffix` (1-D unpadded rows in, no key-value cache).
+
+    The rejected suffix attends to the prefix and to itself, never to the chosen suffix, and its position ids continue
+    from the prefix: each side is computed exactly as its full sequence alone, while the prefix is encoded once. With
+    no cache passed between passes, this works under gradient checkpointing. Each side is pooled at its rightmost
+    token that is not the pad token, as transformers' sequence classifiers pool.
+
+    Example:
+
+    ```python
+    >>> logits = packed_pair_logits(model, chosen, rejected, prefix_length=120, pad_token_id=0)  # doctest: +SKIP
+    ```
+    """
+    backbone, head = backbone_and_head(model)
+    device, n_chosen = chosen_ids.device, len(chosen_ids)
+    ids = torch.cat([chosen_ids, rejected_ids[prefix_length:]])
+    total = len(ids)
+    positions = torch.cat(
+        [torch.arange(n_chosen, device=device), torch.arange(prefix_length, len(rejected_ids), device=device)]
+    )
+    query, key = torch.arange(total, device=device)[:, None], torch.arange(total, device=device)[None, :]
+    allowed = key <= query
+    allowed &= ~((query >= n_chosen) & (key >= prefix_length) & (key < n_chosen))  # rejected never sees chosen
+    dtype = next(p for p in backbone.parameters() if p.is_floating_point()).dtype
+    mask = torch.zeros(total, total, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+    hidden = backbone(
+        input_ids=ids[None], attention_mask=mask[None, None], position_ids=positions[None], use_cache=False
+    ).last_hidden_state[0]
+    rejected_index = torch.cat(
+        [torch.arange(prefix_length, device=device), torch.arange(n_chosen, total, device=device)]
+    )
+    last = [_last_real(chosen_ids, pad_token_id), rejected_index[_last_real(rejected_ids, pad_token_id)]]
+    return head(hidden[torch.stack([torch.as_tensor(i, device=device) for i in last])])
+
+
+def _last_real(ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """Index of the rightmost token of a 1-D row that is not the pad token (0 if there is none)."""
+    positions = torch.arange(len(ids), device=ids.device, dtype=torch.int32)
+    return ((ids != pad_token_id).int() * positions).argmax(-1)
 
 
 def pad_right(

@@ -42,7 +42,7 @@ from ..demonstrations import (
 from ..modeling import icrm_settings_of, load_icrm_model, split_heads, unwrap_peft
 from ..objective import confidence, response_posterior
 from .base import RewardModel, RewardPosterior
-from .scoring import SequenceScorer, load_for_scoring
+from .scoring import DEFAULT_PREFIX_CACHE_BYTES, SequenceScorer, load_for_scoring
 
 
 class ICRMReward(RewardModel):
@@ -54,7 +54,8 @@ class ICRMReward(RewardModel):
     - a dataset column (`demonstrations_column`, default `"demonstrations"`): each row holds a list of
       `{"prompt", "chosen", "rejected"}` pairs (standard strings or conversational message lists);
     - a bank (`demonstration_bank`): a mapping from the value of `bank_key_column` (e.g. `"preference_id"`) to a list
-      of pairs, of which `num_demonstrations` are drawn per prompt (seeded by `seed` and the prompt);
+      of pairs, of which `num_demonstrations` are drawn per prompt (seeded by `seed`, the key and the prompt) or, with
+      `bank_draw="per_key"`, once per key (seeded by `seed` and the key: every prompt of a key shares one set);
     - a fixed set (`fixed_demonstrations`) used for every prompt.
 
     The reward (`penalty`): `None` gives r (the logit; the default: GRPO and RLOO normalize within a group), `"mean"`
@@ -73,7 +74,15 @@ class ICRMReward(RewardModel):
         max_length: Bound of demonstrations + query; whole demonstrations are dropped to fit (default: the
             `max_length` the model was trained with, if it recorded one).
         batch_size: Sequences per forward pass.
-        use_prefix_cache: Encode each distinct demonstration prefix once and score only the suffixes against it.
+        use_prefix_cache: Score rows as a prefix tree (demonstrations -> prompt -> completions): each distinct
+            demonstration set is encoded once and its key-value cache read by every row after it, as is a prompt
+            shared by several completions; only the rest is run. `False` scores every full sequence (the scores are
+            the same up to float rounding, the cost is not).
+        prefix_cache_bytes: Limit of the demonstration key-value caches kept across calls (least recently used
+            dropped first; default 1 GiB; `0` keeps none). Valid because the reward model is frozen while it scores;
+            the cache empties itself when the model's weights change. A demonstration set larger than the limit is
+            encoded for each call (one warning).
+        bank_draw: `"per_prompt"` (default) or `"per_key"`: how bank demonstrations are drawn (see above).
         seed: Seed of bank draws.
         max_cached_demonstrations: Most demonstrations whose token ids are kept between calls (least recently used
             ones are dropped first), so a long-running reward (e.g. a server) stays bounded.
@@ -99,6 +108,8 @@ class ICRMReward(RewardModel):
         max_length: int | None = None,
         batch_size: int = 16,
         use_prefix_cache: bool = True,
+        prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES,
+        bank_draw: str = "per_prompt",
         seed: int = 0,
         max_cached_demonstrations: int = 100_000,
         name: str = "icrm",
@@ -123,7 +134,12 @@ class ICRMReward(RewardModel):
         self.allow_zero_shot = allow_zero_shot
         self.max_length = max_length if max_length is not None else self.settings.max_length
         self.seed = seed
-        self.scorer = SequenceScorer(self.model, self.tokenizer.pad_token_id, batch_size, use_prefix_cache)
+        if bank_draw not in ("per_prompt", "per_key"):
+            raise ValueError(f"bank_draw must be 'per_prompt' or 'per_key', got {bank_draw!r}.")
+        self.bank_draw = bank_draw
+        self.scorer = SequenceScorer(
+            self.model, self.tokenizer.pad_token_id, batch_size, use_prefix_cache, prefix_cache_bytes
+        )
         self._demo_ids: OrderedDict[str, list[int]] = OrderedDict()
         self.max_cached_demonstrations = max_cached_demonstrations
 
@@ -144,7 +160,8 @@ class ICRMReward(RewardModel):
                     return []
                 raise ValueError(f"{self.__name__}: row {index}: no demonstrations in the bank for key {key!r}.")
             k = min(self.num_demonstrations, len(pairs))
-            return sample_without_replacement(pairs, k, seeded_rng(self.seed, (key, prompt)))
+            rng = seeded_rng(self.seed, key) if self.bank_draw == "per_key" else seeded_rng(self.seed, (key, prompt))
+            return sample_without_replacement(pairs, k, rng)
         column = self.demonstrations_column
         if column is None or column not in columns:
             if self.allow_zero_shot:
@@ -183,6 +200,15 @@ class ICRMReward(RewardModel):
         return encoded
 
     # Scoring
+    def clear_cache(self) -> None:
+        """Drop the demonstration key-value caches kept across calls (they are also dropped by themselves when the
+        model's weights change)."""
+        self.scorer.clear_cache()
+
+    def cache_info(self) -> dict[str, int]:
+        """Entries, bytes and limit of the cross-call demonstration cache, with its hits, misses and evictions."""
+        return self.scorer.prefix_cache.info()
+
     def logits(self, prompts: Sequence[Any], completions: Sequence[Any], **columns):
         """Rewards r, confidence logits c and the encodings of the completions."""
         encoded = self.encode(prompts, completions, **columns)

@@ -8,20 +8,34 @@ process, even under DeepSpeed ZeRO-3 (see `trl_icrm.utils.distributed`).
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
 
 from ..demonstrations import EncodedQuery
-from ..modeling import classify_suffixes, encode_prefix, pad_right, prepare_tokenizer, unwrap_peft
+from ..modeling import (
+    cache_nbytes,
+    classify_suffixes,
+    encode_prefix,
+    extend_prefix_cache,
+    pad_right,
+    prepare_tokenizer,
+    unwrap_peft,
+)
 from ..utils.distributed import zero3_init_disabled
 
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX_CACHE_BYTES = 2**30
+"""Default limit of the key-value caches of demonstration prefixes kept across calls (1 GiB)."""
+
+MIN_SHARED_QUERY_TOKENS = 16
+"""Fewest leading query tokens (a prompt) that rows after the same demonstrations must share to be encoded once."""
 
 
 def load_for_scoring(
@@ -43,33 +57,187 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-class SequenceScorer:
-    """Batched scoring of token sequences with a sequence classifier, optionally reusing a shared prefix's KV cache.
+def weights_fingerprint(model) -> tuple:
+    """A cheap fingerprint of a model's weights: changes when a parameter or buffer is replaced, updated in place
+    (autograd's version counter: optimizer steps, `load_state_dict`, edits under `torch.no_grad`), re-pointed through
+    `.data`, or written through `.data` in place where a strided sample of its values sees it; and when the active
+    PEFT adapters change. Reward caches keyed on it never serve values computed with other weights."""
+    tensors = [*model.parameters(), *model.buffers()]
+    probes = []
+    for tensor in tensors:
+        flat = tensor.detach().reshape(-1)
+        probes.append(
+            flat[:: max(1, flat.numel() // 8)].double().sum()
+            if flat.numel()
+            else flat.new_zeros((), dtype=torch.double)
+        )
+    sample = torch.stack(probes).tolist() if probes else []
+    state = tuple((id(t), t.data_ptr(), t._version) for t in tensors)
+    return (id(model), state, tuple(sample), _active_adapters(model))
 
-    The cached path encodes each distinct prefix once with the backbone, then runs only the suffixes against a copy
-    of its key-value cache, pools the last non-pad token as the classifier does and applies its head. Backbones that
-    cannot take a cache fall back to the full-sequence path with a one-time warning.
+
+def _active_adapters(model) -> str:
+    """The active PEFT adapters of a PEFT-wrapped model, as text (empty for a plain model)."""
+    if not hasattr(model, "get_base_model"):
+        return ""
+    try:
+        adapters = model.active_adapters
+        return repr(adapters() if callable(adapters) else adapters)
+    except (AttributeError, ValueError):
+        return ""
+
+
+class PrefixCache:
+    """A bounded least-recently-used store of prefix key-value caches, by key, limited to `max_bytes` of tensors.
+
+    Example:
+
+    ```python
+    >>> cache = PrefixCache(max_bytes=2**30)
+    >>> cache.get(("model", (1, 2, 3))) is None
+    True
+    ```
     """
 
-    def __init__(self, model, pad_token_id: int, batch_size: int = 16, use_prefix_cache: bool = True):
+    def __init__(self, max_bytes: int):
+        if max_bytes < 0:
+            raise ValueError(f"The prefix cache size must be >= 0 bytes, got {max_bytes}.")
+        self.max_bytes = int(max_bytes)
+        self.entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self.bytes = 0
+        self.hits = self.misses = self.evictions = 0
+
+    def get(self, key: Hashable):
+        """The cache stored under `key` (now the most recently used), or `None`."""
+        entry = self.entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: Hashable, value: Any, nbytes: int) -> bool:
+        """Store `value` (of `nbytes`), evicting least recently used entries to fit; `False` if it cannot fit at all."""
+        if nbytes > self.max_bytes:
+            return False
+        if key in self.entries:
+            self.bytes -= self.entries.pop(key)[1]
+        while self.entries and self.bytes + nbytes > self.max_bytes:
+            self.bytes -= self.entries.popitem(last=False)[1][1]
+            self.evictions += 1
+        self.entries[key] = (value, nbytes)
+        self.bytes += nbytes
+        return True
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+
+    def info(self) -> dict[str, int]:
+        """Entries, bytes held, the limit, and hits, misses and evictions so far."""
+        return {
+            "entries": len(self.entries),
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+            "evictions": self.evictions,
+        }
+
+
+class SequenceScorer:
+    """Batched scoring of token sequences with a sequence classifier, reusing shared prefixes' key-value caches.
+
+    Rows are arranged as a prefix tree: each distinct prefix (the demonstrations of an ICRM context) is encoded once
+    per call and its key-value cache is read by every row after it (one encoded prompt for its G completions); only the
+    suffixes are run, pooled at their last non-pad token as the classifier does. Encoded prefixes are also kept across
+    calls in a [`PrefixCache`] of `prefix_cache_bytes` (least recently used ones dropped first; `0` keeps none), keyed
+    by the model's identity and the prefix tokens, and emptied whenever [`weights_fingerprint`] changes: the reward
+    model is frozen while it scores, and a weight update invalidates every entry. A prefix larger than the whole
+    limit is encoded for its call only (one warning). Backbones that cannot take a cache fall back to the
+    full-sequence path with a one-time warning. Scores equal full-sequence scoring up to float rounding.
+
+    Example:
+
+    ```python
+    >>> scorer = SequenceScorer(model, tokenizer.pad_token_id, batch_size=16)  # doctest: +SKIP
+    >>> logits = scorer.score(encoded)  # doctest: +SKIP
+    ```
+    """
+
+    def __init__(
+        self,
+        model,
+        pad_token_id: int,
+        batch_size: int = 16,
+        use_prefix_cache: bool = True,
+        prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES,
+    ):
         self.model = model
         self.pad_token_id = pad_token_id
         self.batch_size = batch_size
         self.use_prefix_cache = use_prefix_cache
+        self.prefix_cache = PrefixCache(prefix_cache_bytes)
+        self._fingerprint: tuple | None = None
         self._cache_failed = False
+        self._warned_too_large = False
+        self._last_prefix: tuple[tuple[int, ...], Any] | None = None
 
     def _forward_full(self, rows: list[list[int]]) -> torch.Tensor:
         ids, mask = pad_right(rows, self.pad_token_id, model_device(self.model))
         return self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
 
-    def _forward_cached(self, prefix: list[int], suffixes: list[list[int]]) -> torch.Tensor:
+    def _prefix_cache_of(self, prefix: tuple[int, ...]):
+        """The key-value cache of `prefix`: from the cross-call cache, or encoded now (and stored if it fits)."""
+        if self._last_prefix is not None and self._last_prefix[0] == prefix:  # the tree's groups come by prefix
+            return self._last_prefix[1]
+        key = (id(self.model), prefix)
+        cache = self.prefix_cache.get(key) if self.prefix_cache.max_bytes else None
+        if cache is None:
+            cache = self._encode_and_keep(key, prefix)
+        self._last_prefix = (prefix, cache)
+        return cache
+
+    def _encode_and_keep(self, key: tuple, prefix: tuple[int, ...]):
+        cache = encode_prefix(self.model, torch.tensor(prefix, device=model_device(self.model)))
+        if self.prefix_cache.max_bytes and not self.prefix_cache.put(key, cache, cache_nbytes(cache)):
+            if not self._warned_too_large:
+                self._warned_too_large = True
+                logger.warning(
+                    "A demonstration prefix of %d tokens (%d bytes of key-value cache) exceeds the prefix cache limit "
+                    "of %d bytes: such prefixes are encoded for each call without being kept.",
+                    len(prefix),
+                    cache_nbytes(cache),
+                    self.prefix_cache.max_bytes,
+                )
+        return cache
+
+    def _forward_cached(self, prefix: tuple[int, ...], shared: tuple[int, ...], suffixes: list) -> torch.Tensor:
+        """Outputs of `prefix + shared + suffix` rows: the demonstrations' cache (kept across calls), extended by the
+        tokens the rows share for this call only, then the suffixes in batches against it."""
         device = model_device(self.model)
-        cache = encode_prefix(self.model, torch.tensor(prefix, device=device))
+        cache = self._prefix_cache_of(prefix) if prefix else None
+        if shared:
+            cache = extend_prefix_cache(self.model, cache, torch.tensor(shared, device=device))
         out = []
         for start in range(0, len(suffixes), self.batch_size):
             ids, mask = pad_right(suffixes[start : start + self.batch_size], self.pad_token_id, device)
-            out.append(classify_suffixes(self.model, ids, mask, self.pad_token_id, copy.deepcopy(cache)).float())
+            out.append(classify_suffixes(self.model, ids, mask, self.pad_token_id, cache).float())
         return torch.cat(out)
+
+    def _check_weights(self) -> None:
+        """Empty the cross-call cache if the model's weights changed since the last call."""
+        if not self.prefix_cache.max_bytes:
+            return
+        fingerprint = weights_fingerprint(self.model)
+        if fingerprint != self._fingerprint:
+            self.prefix_cache.clear()
+            self._fingerprint = fingerprint
+
+    def clear_cache(self) -> None:
+        """Drop every prefix cache kept across calls."""
+        self.prefix_cache.clear()
 
     @torch.inference_mode()
     def score(self, encoded: Sequence[EncodedQuery]) -> torch.Tensor:
@@ -77,14 +245,22 @@ class SequenceScorer:
         if not encoded:
             return torch.zeros(0, unwrap_peft(self.model).config.num_labels)
         logits: list[torch.Tensor | None] = [None] * len(encoded)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, item in enumerate(encoded):
-            groups.setdefault(tuple(item.prefix_ids), []).append(i)
+        cached = self.use_prefix_cache and not self._cache_failed
+        if cached:
+            self._check_weights()
+        self._last_prefix = None
+        try:
+            return self._score(encoded, logits, cached)
+        finally:
+            self._last_prefix = None
+
+    def _score(self, encoded: Sequence[EncodedQuery], logits: list, cached: bool) -> torch.Tensor:
         naive = []
-        for prefix, members in groups.items():
-            if prefix and self.use_prefix_cache and not self._cache_failed:
+        for (prefix, shared), members in group_by_prefix(encoded, cached).items():
+            if (prefix or shared) and cached and not self._cache_failed:
                 try:
-                    scored = self._forward_cached(list(prefix), [encoded[i].query_ids for i in members])
+                    skip = len(prefix) + len(shared)
+                    scored = self._forward_cached(prefix, shared, [encoded[i].input_ids[skip:] for i in members])
                 except (TypeError, AttributeError, NotImplementedError, ValueError) as error:
                     self._cache_failed = True
                     logger.warning(
@@ -103,4 +279,59 @@ class SequenceScorer:
         return torch.stack(logits)  # type: ignore[arg-type]
 
 
-__all__ = ["SequenceScorer", "load_for_scoring", "model_device"]
+def group_by_prefix(
+    encoded: Sequence[EncodedQuery], share_prompts: bool = True
+) -> dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]]:
+    """Rows as a prefix tree: `{(demonstration prefix, shared query tokens): rows}`. Rows group by their
+    demonstrations, then (with `share_prompts`) by the longest run of query tokens that several of them share (a
+    prompt and its G completions; at least `MIN_SHARED_QUERY_TOKENS`, each row keeping one token of its own)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, item in enumerate(encoded):
+        groups.setdefault(tuple(item.prefix_ids), []).append(i)
+    tree: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
+    for prefix, members in groups.items():
+        if not share_prompts:
+            tree[(prefix, ())] = members
+            continue
+        for shared, rows in _shared_query_runs([encoded[i].query_ids for i in members]):
+            tree.setdefault((prefix, shared), []).extend(members[j] for j in rows)
+    return tree
+
+
+def _shared_query_runs(queries: Sequence[Sequence[int]], min_shared: int = MIN_SHARED_QUERY_TOKENS):
+    """Yields `(shared tokens, row indices)`: rows grouped by a common leading run of at least `min_shared` query
+    tokens (the longest the group shares, each row keeping one token of its own), or alone with nothing shared."""
+    order = sorted(range(len(queries)), key=lambda j: queries[j])
+    clusters: list[list[int]] = []
+    for j in order:
+        if clusters and _common_length(queries[clusters[-1][0]], queries[j]) >= min_shared:
+            clusters[-1].append(j)
+        else:
+            clusters.append([j])
+    for rows in clusters:
+        if len(rows) == 1:
+            yield (), rows
+            continue
+        first = queries[rows[0]]
+        length = min(min(_common_length(first, queries[j]) for j in rows), min(len(queries[j]) for j in rows) - 1)
+        yield (tuple(first[:length]) if length >= min_shared else ()), rows
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+__all__ = [
+    "DEFAULT_PREFIX_CACHE_BYTES",
+    "PrefixCache",
+    "SequenceScorer",
+    "group_by_prefix",
+    "load_for_scoring",
+    "model_device",
+    "weights_fingerprint",
+]

@@ -62,9 +62,11 @@ class ICRMConfig(RewardConfig):
         share_demonstration_prefix (`bool`, *optional*):
             Encode the demonstrations of a pair once and read both of its responses after them (one key-value cache
             per pair, no padding across pairs) instead of running two full padded sequences. Loss and gradients are
-            the same. Defaults to on when training on CPU, where it is the faster path with long demonstrations; on
-            GPUs the batched path usually wins. Needs one process, no DeepSpeed/FSDP and no gradient checkpointing;
-            otherwise the batched path is used (with a warning if it was asked for).
+            the same. With gradient checkpointing (TRL's default) each pair is instead one sequence, prefix + chosen
+            + rejected, whose attention mask keeps the rejected response from seeing the chosen one: the prefix is
+            still encoded once, and memory stays that of checkpointing. Defaults to on when training on CPU, where it
+            is the faster path with long demonstrations; on GPUs the batched path usually wins. Needs one process and
+            no DeepSpeed/FSDP; otherwise the batched path is used (with a warning if it was asked for).
 
         > Parameters of the variational objective
 

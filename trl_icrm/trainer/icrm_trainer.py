@@ -28,6 +28,7 @@ from ..modeling import (
     classify_suffixes,
     encode_prefix,
     load_icrm_model,
+    packed_pair_logits,
     pad_right,
     prepare_tokenizer,
     split_heads,
@@ -186,6 +187,12 @@ class DataCollatorForICRM(data_collator_mixin()):
         batch["icrm_num_dropped"] = torch.tensor(dropped)
         batch["icrm_prefix_lengths"] = torch.tensor(prefix_lengths)
         return batch
+
+
+def _is_checkpointing(model: PreTrainedModel) -> bool:
+    """Whether activation (gradient) checkpointing is on, under the attribute's current or former name."""
+    flag = getattr(model, "is_activation_checkpointing", None)
+    return bool(getattr(model, "is_gradient_checkpointing", False) if flag is None else flag)
 
 
 class _RedrawDemonstrationsEachEpoch(TrainerCallback):
@@ -491,7 +498,6 @@ class ICRMRewardTrainer(RewardTrainer):
             for reason, present in (
                 ("more than one process", self.accelerator.num_processes > 1),
                 ("DeepSpeed or FSDP", self.is_deepspeed_enabled or self.is_fsdp_enabled),
-                ("gradient checkpointing", bool(self.args.gradient_checkpointing)),
             )
             if present
         ]
@@ -506,12 +512,20 @@ class ICRMRewardTrainer(RewardTrainer):
         self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_lengths: torch.Tensor
     ) -> torch.Tensor:
         """Two-head outputs of TRL's preference batch (chosen rows, then rejected), with each pair's shared prefix
-        encoded once: the same values as the batched forward, without padding one pair to another."""
+        encoded once: the same values as the batched forward, without padding one pair to another.
+
+        Without gradient checkpointing, the prefix's key-value cache is read by both responses. With it (a cache
+        cannot pass between checkpointed layers), each pair is one sequence `prefix + chosen + rejected` whose
+        attention mask keeps the rejected response from seeing the chosen one ([`packed_pair_logits`])."""
         pad_token_id = self.processing_class.pad_token_id
         num_pairs = len(prefix_lengths)
+        packed = model.training and _is_checkpointing(unwrap_peft(model))
         logits: list[torch.Tensor] = []
         for i, length in enumerate(prefix_lengths.tolist()):
             rows = [input_ids[j][attention_mask[j].bool()] for j in (i, num_pairs + i)]
+            if packed:
+                logits.append(packed_pair_logits(model, rows[0], rows[1], length, pad_token_id))
+                continue
             suffixes, mask = pad_right([row[length:] for row in rows], pad_token_id)
             cache = encode_prefix(model, rows[0][:length]) if length else None
             logits.append(classify_suffixes(model, suffixes, mask, pad_token_id, cache))
