@@ -273,6 +273,11 @@ def test_save_and_load_round_trip_gives_identical_scores(toy_trainer, tmp_path):
     a, b = in_memory.score(prompts, completions), loaded.score(prompts, completions)
     assert np.array_equal(a.reward, b.reward) and np.array_equal(a.variance, b.variance)
     assert (a.variance > 0).all()
+    from trl_icrm.serving.loading import load_serving_reward
+
+    served = load_serving_reward([str(tmp_path / "vrm")], penalty="lcb", batch_size=3)
+    assert isinstance(served, VRMReward) and served.batch_size == 3 and served.__name__ == "vrm"
+    assert np.allclose(served(prompts=prompts, completions=completions), a.mean - np.sqrt(a.variance))
 
 
 def test_lora_adapter_round_trip_and_merged_save(tiny_causal_lm, tmp_path):

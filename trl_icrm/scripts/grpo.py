@@ -36,7 +36,7 @@ from ..rewards.penalties import PENALTIES
 from ._model_args import apply_model_args
 
 
-REWARD_CHOICES = ["auto", "icrm", "bt", "verifier"]
+REWARD_CHOICES = ["auto", "icrm", "bt", "vrm", "verifier"]
 PENALTY_CHOICES = list(PENALTIES)
 
 
