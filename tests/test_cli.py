@@ -35,6 +35,12 @@ KEY_FLAGS = {
         "--model_name_or_path",
         "--max_demonstrations",
         "--no_merge_lora",
+        "--num_objectives",
+        "--num_features",
+        "--beta_w",
+        "--beta_z",
+        "--supervision_weight",
+        "--supervision_loss",
     ],
     "grpo": [
         "--reward",
@@ -192,18 +198,35 @@ def test_grpo_config_files_parse_into_the_dataclasses(config):
     )
 
 
-@pytest.mark.parametrize("method", ["icrm", "bt"])
+@pytest.mark.parametrize("method", ["icrm", "bt", "vrm"])
 def test_reward_config_files_parse_into_the_dataclasses(method):
     from trl_icrm import ICRMConfig
 
     path = ROOT / "recipes" / "smollm2-135m" / "reward" / f"config_{method}.yaml"
-    script_args, training_args, model_args = make_command_parser("train")[1].parse_args_and_config(
+    script_args, training_args, model_args, vrm_args = make_command_parser("train")[1].parse_args_and_config(
         ["--config", str(path)]
     )
     assert script_args.method == method and isinstance(training_args, ICRMConfig)
     assert training_args.output_dir == f"outputs/math-{method}" and training_args.learning_rate == 5e-4
     assert model_args.use_peft and model_args.lora_r == 16 and "gate_proj" in model_args.lora_target_modules
     assert model_args.lora_task_type == "SEQ_CLS" and training_args.max_length == 1024
+    if method == "vrm":
+        assert (vrm_args.num_objectives, vrm_args.num_features, vrm_args.supervision_loss) == (32, 4, "bt")
+        assert (vrm_args.beta_w, vrm_args.beta_z, vrm_args.supervision_weight) == (0.1, 0.1, 1.0)
+
+
+def test_train_vrm_flags_build_a_checked_vrm_config():
+    from trl_icrm import VRMConfig, bt_config_from
+
+    argv = ["--method", "vrm", "--num_objectives", "8", "--supervision_loss", "hinge", "--max_steps", "7"]
+    _, training_args, _, vrm_args = make_command_parser("train")[1].parse_args_and_config(argv)
+    config = bt_config_from(training_args, VRMConfig, **vars(vrm_args))
+    assert isinstance(config, VRMConfig) and config.max_steps == 7
+    assert (config.num_objectives, config.supervision_loss) == (8, "hinge")
+    with pytest.raises(SystemExit):
+        make_command_parser("train")[1].parse_args_and_config(["--supervision_loss", "mse"])
+    with pytest.raises(ValueError, match="num_features \\(d\\) must be >= 1"):
+        bt_config_from(training_args, VRMConfig, **{**vars(vrm_args), "num_features": 0})
 
 
 def test_readme_steer_eval_command_parses_with_its_flags():

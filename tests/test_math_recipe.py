@@ -340,6 +340,30 @@ def test_train_reward_model_smoke(icrm_model_dir, bt_model_dir):
         assert json.loads((folder / "reward_model_metrics.json").read_text())["log_history"]
 
 
+def test_train_reward_model_vrm_smoke(tiny_causal_lm, preferences_dir, tmp_path):
+    from trl_icrm import VRMReward, load_reward, reward_model_kind
+    from trl_icrm.experiments.math_grpo import load_preferences
+
+    results = run_recipe(
+        "train_reward_model",
+        "--method", "vrm",
+        "--model_name_or_path", tiny_causal_lm,
+        "--dataset_path", str(preferences_dir),
+        "--output_dir", str(tmp_path / "vrm"),
+        "--eval_fraction", "0.25",
+        "--num_objectives", "8",
+        "--supervision_loss", "hinge",
+        *TRAIN_ARGS,
+    )  # fmt: skip
+    assert results["method"] == "vrm" and "eval_accuracy" in results["eval"]["vrm"]
+    assert (tmp_path / "vrm" / "adapter_config.json").is_file() and reward_model_kind(tmp_path / "vrm") == "vrm"
+    reward = load_reward(tmp_path / "vrm", penalty="lcb")
+    assert isinstance(reward, VRMReward) and reward.settings.num_objectives == 8
+    assert reward.settings.supervision_loss == "hinge"
+    pairs = load_preferences(preferences_dir).select(range(2))
+    assert all(math.isfinite(value) for value in reward(prompts=pairs["prompt"], completions=pairs["chosen"]))
+
+
 def test_grpo_reward_auto_reads_the_kind_and_a_bt_model_has_no_uncertainty_penalty(icrm_model_dir, bt_model_dir):
     from trl_icrm.scripts.grpo import GRPOScriptArguments, build_reward_funcs, reward_kind
 

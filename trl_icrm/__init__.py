@@ -4,9 +4,11 @@
 The library, by concept (each a subpackage or module; names below import from `trl_icrm` directly):
 
 - `objective`, `modeling`: the ICRM method (variational Beta-Bradley-Terry loss; the two-headed model);
+- `vrm_objective`, `vrm_modeling`: the VRM method (latent objective weights and semantic features; its head);
 - `demonstrations`: rendering demonstrations into a model input, and the one demonstration sampler;
-- `trainer`: `ICRMConfig`, `ICRMRewardTrainer` (on `trl.RewardTrainer`), `bt_config_from`;
-- `rewards`: the reward-posterior interface, ICRM / BT / Laplace / math-verify rewards, penalties, ensembles,
+- `trainer`: `ICRMConfig`, `ICRMRewardTrainer`, `VRMConfig`, `VRMRewardTrainer` (on `trl.RewardTrainer`),
+  `bt_config_from`;
+- `rewards`: the reward-posterior interface, ICRM / VRM / BT / Laplace / math-verify rewards, penalties, ensembles,
   `load_reward`;
 - `laplace`: Bayesian reward models by Laplace-LoRA (a laplace-torch posterior fitted to a trained BT model);
 - `best_of_n`: `BestOfNSampler` and the exact over-optimization estimators;
@@ -43,12 +45,22 @@ _EXPORTS = {
         "RewardPosterior",
         "SequenceClassifierReward",
         "SupportsUncertainty",
+        "VRMReward",
         "build_reward",
         "load_reward",
         "register_reward_kind",
         "reward_model_kind",
     ],
-    "trl_icrm.trainer": ["ICRMConfig", "ICRMRewardTrainer", "bt_config_from", "save_reward_model"],
+    "trl_icrm.trainer": [
+        "ICRMConfig",
+        "ICRMRewardTrainer",
+        "VRMConfig",
+        "VRMRewardTrainer",
+        "bt_config_from",
+        "save_reward_model",
+    ],
+    "trl_icrm.vrm_modeling": ["VRMSettings", "load_vrm_model"],
+    "trl_icrm.vrm_objective": ["vrm_loss"],
     "trl_icrm.utils.default_model": ["DEFAULT_MODEL", "default_model_path", "resolve_model_name_or_path"],
 }
 
@@ -71,6 +83,10 @@ __all__ = [
     "RewardPosterior",
     "SequenceClassifierReward",
     "SupportsUncertainty",
+    "VRMConfig",
+    "VRMReward",
+    "VRMRewardTrainer",
+    "VRMSettings",
     "bt_config_from",
     "build_reward",
     "default_model_path",
@@ -81,10 +97,12 @@ __all__ = [
     "load_icrm_model",
     "load_posterior",
     "load_reward",
+    "load_vrm_model",
     "register_reward_kind",
     "resolve_model_name_or_path",
     "reward_model_kind",
     "save_reward_model",
+    "vrm_loss",
 ]
 
 
@@ -106,10 +124,20 @@ if TYPE_CHECKING:
         RewardPosterior,
         SequenceClassifierReward,
         SupportsUncertainty,
+        VRMReward,
         build_reward,
         load_reward,
         register_reward_kind,
         reward_model_kind,
     )
-    from .trainer import ICRMConfig, ICRMRewardTrainer, bt_config_from, save_reward_model
+    from .trainer import (
+        ICRMConfig,
+        ICRMRewardTrainer,
+        VRMConfig,
+        VRMRewardTrainer,
+        bt_config_from,
+        save_reward_model,
+    )
     from .utils.default_model import DEFAULT_MODEL, default_model_path, resolve_model_name_or_path
+    from .vrm_modeling import VRMSettings, load_vrm_model
+    from .vrm_objective import vrm_loss

@@ -31,7 +31,9 @@ class CommandSpec(NamedTuple):
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("env", "env", "Print versions, the compute device and where the default model lives."),
     CommandSpec(
-        "train", "train", "Train a reward model: ICRM (ICRMRewardTrainer) or Bradley-Terry (trl.RewardTrainer)."
+        "train",
+        "train",
+        "Train a reward model: ICRM (ICRMRewardTrainer), VRM (VRMRewardTrainer) or Bradley-Terry (trl.RewardTrainer).",
     ),
     CommandSpec("grpo", "grpo", "GRPO on math problems with the math-verify, a BT or an ICRM reward."),
     CommandSpec("bon", "bon", "Best-of-N over-optimization curves: proxy reward model(s) vs math-verify gold."),

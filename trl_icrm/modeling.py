@@ -78,13 +78,26 @@ class ICRMSettings:
         values = getattr(config, "icrm", None)
         if values is None:
             raise ValueError(
-                "This model config has no `icrm` settings: it is not an ICRM reward model (train one with "
-                "`ICRMRewardTrainer`, or use `load_icrm_model(..., settings=ICRMSettings())` to start one)."
+                f"This model config has no `icrm` settings: it is {describe_model_kind(config)}, not an ICRM reward "
+                "model (train one with `ICRMRewardTrainer`, or use `load_icrm_model(..., settings=ICRMSettings())` to "
+                "start one; `trl_icrm.load_reward` scores any saved kind)."
             )
         return cls.from_dict(values)
 
     def save_to_config(self, config) -> None:
         config.icrm = self.to_dict()
+
+
+def describe_model_kind(config) -> str:
+    """A few words naming the kind of reward model a transformers config belongs to (for error messages)."""
+    if getattr(config, "vrm", None) is not None:
+        return "a VRM reward model (`config.vrm`; score it with `VRMReward`)"
+    if getattr(config, "icrm", None) is not None:
+        return "an ICRM reward model (`config.icrm`; score it with `ICRMReward`)"
+    architectures = getattr(config, "architectures", None) or []
+    if getattr(config, "num_labels", None) == 1 and not any(a.endswith("ForCausalLM") for a in architectures):
+        return "a Bradley-Terry reward model (a one-output sequence classifier)"
+    return "no trained reward model (its config has neither `icrm` nor `vrm` settings)"
 
 
 def is_peft_folder(path: str | os.PathLike) -> bool:
@@ -178,6 +191,11 @@ def load_icrm_model(
     base_path, config_path = model_locations(path)
     config = load_config(config_path, trust_remote_code, model_name_or_path)
     saved = getattr(config, "icrm", None)
+    if getattr(config, "vrm", None) is not None:
+        raise ValueError(
+            f"{model_name_or_path} is {describe_model_kind(config)}, not an ICRM reward model; it cannot be loaded "
+            "or scored as one."
+        )
     if saved is not None:
         saved_settings = ICRMSettings.from_dict(saved)
         if settings is not None and settings != saved_settings:

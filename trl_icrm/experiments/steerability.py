@@ -237,6 +237,33 @@ def train_steerable_bt(train_dataset, output_dir: str, args: SteerableTrainingAr
     }
 
 
+def train_steerable_vrm(
+    train_dataset, output_dir: str, args: SteerableTrainingArguments, **vrm_values: Any
+) -> dict[str, Any]:
+    """Train a VRM model (`VRMRewardTrainer`) into `output_dir` with the budget, schedule, LoRA and seed of the ICRM
+    and BT models, and the VRM settings `vrm_values` (e.g. `num_objectives`); returns its path, time and log."""
+    from ..trainer import VRMConfig, VRMRewardTrainer, bt_config_from
+    from ..trainer.icrm_config import ICRMConfig
+
+    config = bt_config_from(
+        ICRMConfig(output_dir=output_dir, **_common_training_values(args)), VRMConfig, **vrm_values
+    )
+    start = time.perf_counter()
+    trainer = VRMRewardTrainer(
+        args.model_name_or_path,
+        args=config,
+        train_dataset=train_dataset.select_columns(["prompt", "chosen", "rejected"]),
+        peft_config=_peft_config(args),
+    )
+    trainer.train()
+    trainer.save_model(output_dir)
+    return {
+        "path": output_dir,
+        "seconds": round(time.perf_counter() - start, 1),
+        "log_history": trainer.state.log_history,
+    }
+
+
 def train_steerable_models(
     train_dataset,
     output_dir: str,
@@ -288,4 +315,5 @@ __all__ = [
     "train_steerable_bt",
     "train_steerable_icrm",
     "train_steerable_models",
+    "train_steerable_vrm",
 ]

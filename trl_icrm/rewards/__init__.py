@@ -3,8 +3,8 @@
 
 - `base`: [`RewardPosterior`] and [`RewardModel`] (every model: `score(...) -> RewardPosterior`, callable as a TRL
   reward function);
-- `icrm`, `classifier`, `laplace`, `math_verify`: ICRM, a BT sequence classifier, a BT model with its Laplace
-  posterior, math-verify correctness;
+- `icrm`, `vrm`, `classifier`, `laplace`, `math_verify`: ICRM, VRM, a BT sequence classifier, a BT model with its
+  Laplace posterior, math-verify correctness;
 - `penalties`, `ensemble`: uncertainty penalties and ensembles, written once for every model;
 - `registry`: [`load_reward`] by saved kind or name.
 """
@@ -24,6 +24,7 @@ from .penalties import (
     penalized_reward,
 )
 from .registry import REWARD_KINDS, RewardKind, build_reward, load_reward, register_reward_kind, reward_model_kind
+from .vrm import VRMReward
 
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "RewardPosterior",
     "SequenceClassifierReward",
     "SupportsUncertainty",
+    "VRMReward",
     "aggregate_ensemble",
     "build_reward",
     "check_penalty",

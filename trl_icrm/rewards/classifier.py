@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..demonstrations import DemonstrationRenderer, EncodedQuery
-from ..modeling import read_model_config, unwrap_peft
+from ..modeling import describe_model_kind, read_model_config, unwrap_peft
 from ..utils.default_model import resolve_model_name_or_path
 from .base import RewardModel, RewardPosterior
 from .scoring import SequenceScorer, load_for_scoring
@@ -37,6 +37,10 @@ def load_sequence_classifier(model_name_or_path, tokenizer=None, trust_remote_co
         raise ValueError(
             f"{model_name_or_path} is a causal language model, not a reward model: a reward model is a sequence "
             "classifier with one output (train one with `trl.RewardTrainer`, or `trl-icrm train --method bt`)."
+        )
+    if getattr(config, "vrm", None) is not None or getattr(config, "icrm", None) is not None:
+        raise ValueError(
+            f"{model_name_or_path} is {describe_model_kind(config)}, not a conventional one-output reward model."
         )
     tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(

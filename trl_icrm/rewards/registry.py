@@ -1,10 +1,11 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 """One registry of reward kinds: [`load_reward`] turns a saved model (or a built-in name) into its reward function.
 
-A saved reward model says what it is in its config: an ICRM model has `icrm` settings, a conventional BT model is a
-one-output sequence classifier; a BT model with a Laplace posterior next to it (`laplace_*.safetensors`, from
-`trl-icrm laplace`) is of kind `laplace`, which takes precedence over `bt`. [`reward_model_kind`] reads that; [`load_reward`] returns the matching reward model
-(`ICRMReward`, `SequenceClassifierReward`, `LaplaceReward`) or, for the name `"verifier"`, the math-verify correctness reward. A new
+A saved reward model says what it is in its config: an ICRM model has `icrm` settings, a VRM model `vrm` settings, a
+conventional BT model is a one-output sequence classifier; a BT model with a Laplace posterior next to it
+(`laplace_*.safetensors`, from `trl-icrm laplace`) is of kind `laplace`, which takes precedence over `bt`.
+[`reward_model_kind`] reads that; [`load_reward`] returns the matching reward model (`ICRMReward`, `VRMReward`,
+`SequenceClassifierReward`, `LaplaceReward`) or, for the name `"verifier"`, the math-verify correctness reward. A new
 kind of reward model registers itself once with [`register_reward_kind`] and is then loadable everywhere
 (`trl-icrm grpo --reward`, `trl-icrm bon --reward_model_name_or_path`, the experiments).
 
@@ -66,6 +67,12 @@ def _load_icrm(path: str | os.PathLike, **kwargs: Any):
     return ICRMReward(path, **kwargs)
 
 
+def _load_vrm(path: str | os.PathLike, **kwargs: Any):
+    from .vrm import VRMReward
+
+    return VRMReward(path, **kwargs)
+
+
 def _load_classifier(path: str | os.PathLike, **kwargs: Any):
     from .classifier import SequenceClassifierReward
 
@@ -84,6 +91,9 @@ def _has_laplace_posterior(path: str) -> bool:
 
 register_reward_kind(
     RewardKind("icrm", lambda config: getattr(config, "icrm", None) is not None, _load_icrm, "ICRM reward model")
+)
+register_reward_kind(
+    RewardKind("vrm", lambda config: getattr(config, "vrm", None) is not None, _load_vrm, "VRM reward model")
 )
 register_reward_kind(
     RewardKind(
@@ -131,7 +141,7 @@ def load_reward(name_or_path: str | os.PathLike, kind: str = "auto", **kwargs: A
 
     Args:
         name_or_path: A reward model folder, PEFT adapter folder or hub id; or `"verifier"` (math-verify).
-        kind: A registered kind (`"icrm"`, `"bt"`, ...) or `"auto"` ([`reward_model_kind`]).
+        kind: A registered kind (`"icrm"`, `"vrm"`, `"bt"`, ...) or `"auto"` ([`reward_model_kind`]).
         **kwargs: Passed to the reward model (e.g. `penalty`, `name`, `fixed_demonstrations` for ICRM).
     """
     if str(name_or_path) in NAMED_REWARDS or kind == "verifier":
@@ -146,7 +156,7 @@ def load_reward(name_or_path: str | os.PathLike, kind: str = "auto", **kwargs: A
 
 
 def build_reward(kind: str, model_name_or_path: str | None = None, **kwargs: Any):
-    """A reward by kind (`"icrm"`, `"bt"`, `"verifier"`) and model; the same as [`load_reward`] with `kind=`."""
+    """A reward by kind (`"icrm"`, `"vrm"`, `"bt"`, `"verifier"`) and model; the same as [`load_reward`] with `kind=`."""
     if kind != "verifier" and model_name_or_path is None:
         raise ValueError(f"The {kind!r} reward needs a reward model (`model_name_or_path`).")
     return load_reward(model_name_or_path or kind, kind=kind, **kwargs)

@@ -36,7 +36,7 @@ from ..rewards.penalties import PENALTIES
 from ._model_args import apply_model_args
 
 
-REWARD_CHOICES = ["auto", "icrm", "bt", "verifier"]
+REWARD_CHOICES = ["auto", "icrm", "bt", "vrm", "verifier"]
 PENALTY_CHOICES = list(PENALTIES)
 
 
@@ -47,12 +47,12 @@ class GRPOScriptArguments(MathProblemArguments):
     reward: str = field(
         default="verifier",
         metadata={
-            "help": "Reward: 'icrm', 'bt', 'verifier', or 'auto' (the kind of --reward_model_name_or_path).",
+            "help": "Reward: 'icrm', 'bt', 'vrm', 'verifier', or 'auto' (the kind of --reward_model_name_or_path).",
             "choices": REWARD_CHOICES,
         },
     )
     reward_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Trained reward model for --reward icrm|bt|auto (folder or hub id)."}
+        default=None, metadata={"help": "Trained reward model for --reward icrm|bt|vrm|auto (folder or hub id)."}
     )
     penalty: str | None = field(
         default=None,

@@ -3,7 +3,9 @@
 
 `--method icrm` trains an ICRM model (`ICRMRewardTrainer`: demonstrations of each pair's group in context, the
 variational Beta-BT objective); `--method bt` trains a conventional Bradley-Terry model with `trl.RewardTrainer` on the
-same pairs, with the same training arguments (budget, seed, schedule). Both use LoRA on the embedded model by default.
+same pairs, with the same training arguments (budget, seed, schedule); `--method vrm` trains a VRM model
+(`VRMRewardTrainer`: latent objective weights and semantic features; its settings are the `VRMConfig` flags such as
+`--num_objectives`, `--num_features`, `--beta_w`, `--supervision_loss`). All use LoRA on the embedded model by default.
 A held-out share of the pairs (`--eval_fraction`) measures pairwise accuracy, written with the TRL logs to
 `reward_model_metrics.json` in the output folder.
 
@@ -13,6 +15,7 @@ its config), which `trl-icrm laplace` needs for a posterior over the LoRA weight
 
     trl-icrm train --method icrm --output_dir outputs/math-icrm
     trl-icrm train --method bt --output_dir outputs/math-bt
+    trl-icrm train --method vrm --output_dir outputs/math-vrm --num_objectives 32 --num_features 4
     trl-icrm train --config recipes/smollm2-135m/reward/config_icrm.yaml
     trl-icrm train --method icrm --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, DEFAULT_REWARD_MODEL_DIRS, load_preferences
 from ..modeling import LORA_TARGET_MODULES
@@ -34,7 +37,10 @@ class TrainScriptArguments:
 
     method: str = field(
         default="icrm",
-        metadata={"help": "'icrm' (ICRMRewardTrainer) or 'bt' (trl.RewardTrainer).", "choices": ["icrm", "bt"]},
+        metadata={
+            "help": "'icrm' (ICRMRewardTrainer), 'bt' (trl.RewardTrainer) or 'vrm' (VRMRewardTrainer).",
+            "choices": ["icrm", "bt", "vrm"],
+        },
     )
     dataset_path: str = field(
         default=DEFAULT_PREFERENCES_DIR, metadata={"help": "Pairs saved by `trl-icrm build-math-preferences`."}
@@ -123,7 +129,31 @@ def _train_bt(training_args, model_args, train, evaluation, merge_lora: bool = T
     return trainer, metrics
 
 
-def main(script_args: TrainScriptArguments, training_args, model_args) -> dict:
+def _train_vrm(training_args, vrm_args, model_args, train, evaluation) -> tuple[object, dict]:
+    from trl import get_peft_config, get_quantization_config
+
+    from ..trainer import VRMConfig, VRMRewardTrainer, bt_config_from
+
+    args = bt_config_from(training_args, VRMConfig, **(asdict(vrm_args) if vrm_args is not None else {}))
+    trainer = VRMRewardTrainer(
+        model_args.model_name_or_path,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        peft_config=get_peft_config(model_args),
+        quantization_config=get_quantization_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = {"vrm": trainer.evaluate(evaluation)} if evaluation is not None else {}
+    trainer.save_model(training_args.output_dir)
+    return trainer, metrics
+
+
+DEFAULT_VRM_DIR = "outputs/math-vrm"
+
+
+def main(script_args: TrainScriptArguments, training_args, model_args, vrm_args=None) -> dict:
+    """Train the `--method` reward model; `vrm_args` holds the VRM-only flags (`VRMConfig` fields)."""
     from ..utils.io import write_json
 
     if not os.path.isdir(script_args.dataset_path):
@@ -131,14 +161,16 @@ def main(script_args: TrainScriptArguments, training_args, model_args) -> dict:
             f"No preference pairs at {script_args.dataset_path}. Make them first:\n\n"
             f"    trl-icrm build-math-preferences --output_dir {script_args.dataset_path}\n"
         )
-    if script_args.method == "bt" and training_args.output_dir == DEFAULT_REWARD_MODEL_DIRS["icrm"]:
-        training_args.output_dir = DEFAULT_REWARD_MODEL_DIRS["bt"]
+    if script_args.method != "icrm" and training_args.output_dir == DEFAULT_REWARD_MODEL_DIRS["icrm"]:
+        training_args.output_dir = DEFAULT_REWARD_MODEL_DIRS.get(script_args.method, DEFAULT_VRM_DIR)
     apply_model_args(model_args, training_args)
     pairs = load_preferences(script_args.dataset_path)
     columns = ["prompt", "chosen", "rejected"] + ([training_args.group_column] if script_args.method == "icrm" else [])
     train, evaluation = split_pairs(pairs.select_columns(columns), script_args.eval_fraction, training_args.seed)
     if script_args.method == "icrm":
         trainer, metrics = _train_icrm(script_args, training_args, model_args, train, evaluation)
+    elif script_args.method == "vrm":
+        trainer, metrics = _train_vrm(training_args, vrm_args, model_args, train, evaluation)
     else:
         trainer, metrics = _train_bt(training_args, model_args, train, evaluation, script_args.merge_lora)
     results = {
@@ -158,12 +190,13 @@ def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str 
     from trl import ModelConfig, TrlParser
 
     from ..trainer import ICRMConfig
+    from ..trainer.vrm_config import vrm_only_arguments
     from ..utils.default_model import DEFAULT_MODEL
 
-    dataclass_types = (TrainScriptArguments, ICRMConfig, ModelConfig)
+    dataclass_types = (TrainScriptArguments, ICRMConfig, ModelConfig, vrm_only_arguments(ICRMConfig))
     if subparsers is not None:
         parser = subparsers.add_parser(
-            "train", help="Train an ICRM or BT reward model", dataclass_types=dataclass_types
+            "train", help="Train an ICRM, VRM or BT reward model", dataclass_types=dataclass_types
         )
     else:
         parser = TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])

@@ -33,7 +33,7 @@ DEMONSTRATIONS_COLUMN = "demonstrations"
 def _kind_kwargs(
     kind: str, name: str, allow_zero_shot: bool, batch_size: int, max_length: int | None, trust_remote_code: bool
 ) -> dict[str, Any]:
-    """Keyword arguments of the registered loader of `kind`: ICRM and BT take these; other kinds get none."""
+    """Keyword arguments of the registered loader of `kind`: ICRM, VRM and BT take these; other kinds get none."""
     if kind == "icrm":
         return {
             "name": name,
@@ -43,7 +43,7 @@ def _kind_kwargs(
             "max_length": max_length,
             "trust_remote_code": trust_remote_code,
         }
-    if kind == "bt":
+    if kind in ("bt", "vrm"):
         return {"name": name, "batch_size": batch_size, "trust_remote_code": trust_remote_code}
     return {}
 

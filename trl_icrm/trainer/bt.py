@@ -30,9 +30,9 @@ _PASSED_AS_GIVEN = ("logging_dir", "accelerator_config", "deepspeed", "fsdp_conf
 """Fields that `__post_init__` turns into objects, or that only stand for others: passed as the user gave them."""
 
 
-def bt_config_from(args: Any, config_class: type | None = None):
-    """A `trl.RewardConfig` (or `config_class`) with the values of `args` (e.g. an `ICRMConfig`) for every field they
-    share and that differs from its default."""
+def bt_config_from(args: Any, config_class: type | None = None, **overrides: Any):
+    """A `trl.RewardConfig` (or `config_class`, e.g. `VRMConfig`) with the values of `args` (e.g. an `ICRMConfig`) for
+    every field they share and that differs from its default, then `overrides`."""
     if config_class is None:
         from trl import RewardConfig as config_class
     values = {
@@ -45,7 +45,7 @@ def bt_config_from(args: Any, config_class: type | None = None):
     if isinstance(values.get("report_to"), str):
         values["report_to"] = [values["report_to"]]
     values["deepspeed"] = getattr(args, "deepspeed", None)
-    return config_class(**values)
+    return config_class(**{**values, **overrides})
 
 
 def save_reward_model(trainer: Any, output_dir: str | os.PathLike, merge: bool = True) -> str:

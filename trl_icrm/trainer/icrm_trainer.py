@@ -4,24 +4,24 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
 from torch.utils.data import Sampler
-from transformers import AutoTokenizer, PreTrainedModel, TrainerCallback
+from transformers import PreTrainedModel, TrainerCallback
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 from trl import RewardTrainer
 
-from .._trl_compat import check_reward_trainer, data_collator_mixin, preference_collator
-from ..demonstrations import DemonstrationRenderer, QueryTooLongError, draw_k, sample_without_replacement, seeded_rng
+from .._trl_compat import check_reward_trainer, data_collator_mixin
+from ..demonstrations import DemonstrationRenderer, draw_k, sample_without_replacement, seeded_rng
 from ..evaluation.calibration import expected_calibration_error
 from ..modeling import (
     ICRMSettings,
@@ -30,7 +30,6 @@ from ..modeling import (
     load_icrm_model,
     packed_pair_logits,
     pad_right,
-    prepare_tokenizer,
     split_heads,
     unwrap_peft,
 )
@@ -38,6 +37,18 @@ from ..objective import icrm_loss
 from ..utils.default_model import portable_model_name
 from .icrm_config import ICRMConfig
 from .model_card import icrm_model_card
+from .pairs import (
+    PairRewardTrainerMixin,
+    apply_length_policy,
+    check_pair_dataset,
+    check_responses,
+    collate_pairs,
+    default_args,
+    load_model_from_path,
+    tokenizer_for,
+    use_sequence_classification,
+    warn_unused_init_kwargs,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -176,12 +187,12 @@ class DataCollatorForICRM(data_collator_mixin()):
                 self.max_length,
                 name=f"{pool_name(key)} example {index}",
             )
-            pairs.append({"chosen_ids": pair.chosen_ids, "rejected_ids": pair.rejected_ids})
+            pairs.append((pair.chosen_ids, pair.rejected_ids))
             labels.append(example["icrm_label"])
             kept.append(pair.num_demonstrations)
             dropped.append(pair.num_dropped)
             prefix_lengths.append(pair.prefix_length)
-        batch = preference_collator(self.pad_token_id, self.pad_to_multiple_of).torch_call(pairs)
+        batch = collate_pairs(pairs, self.pad_token_id, self.pad_to_multiple_of)
         batch["icrm_labels"] = torch.tensor(labels, dtype=torch.float)
         batch["icrm_num_demonstrations"] = torch.tensor(kept)
         batch["icrm_num_dropped"] = torch.tensor(dropped)
@@ -216,43 +227,14 @@ def _single_label_view(model: PreTrainedModel):
         config.id2label, config.label2id = id2label, label2id
 
 
-def _check_args(args: ICRMConfig | None, model: str | PreTrainedModel) -> ICRMConfig:
-    """`args`, or a default `ICRMConfig("<model>-ICRM")`; anything but an `ICRMConfig` is an error."""
-    if args is None:
-        name = model if isinstance(model, str) else model.config.name_or_path
-        return ICRMConfig(f"{os.path.basename(str(name).rstrip('/')).replace(':', '-')}-ICRM")
-    if not isinstance(args, ICRMConfig):
-        raise TypeError(f"`args` must be an ICRMConfig, got {type(args).__name__}.")
-    return args
-
-
-def _model_init_kwargs(args: ICRMConfig, quantization_config) -> dict[str, Any]:
-    """`args.model_init_kwargs` with the trainer's `quantization_config`, as `trl.RewardTrainer` builds them."""
-    kwargs = dict(args.model_init_kwargs or {})
-    kwargs.pop("trust_remote_code", None)  # `args.trust_remote_code` is passed on its own
-    if quantization_config is not None:
-        if "quantization_config" in kwargs:
-            raise ValueError(
-                "`quantization_config` is set both as a trainer argument and in `args.model_init_kwargs`; set it in "
-                "one place, preferably as a trainer argument."
-            )
-        kwargs["quantization_config"] = quantization_config
-    if args.distributed_state.distributed_type in ("MULTI_GPU", "DEEPSPEED"):
-        kwargs["device_map"] = None  # distributed training needs every process to hold its own copy
-    return kwargs
-
-
 def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_class, quantization_config=None):
     """(model, tokenizer, settings): a model path loaded with a two-output head (seeded, quantized with
     `quantization_config` if given), or a loaded model checked against the settings in `args`."""
     settings = args.icrm_settings()
     if isinstance(model, (str, os.PathLike)):
-        from transformers import set_seed
-
-        set_seed(args.seed)  # the new heads are random: make them reproducible
-        kwargs = _model_init_kwargs(args, quantization_config)
-        model, tokenizer = load_icrm_model(model, settings, trust_remote_code=args.trust_remote_code, **kwargs)
-        args.model_init_kwargs = None  # consumed here
+        model, tokenizer = load_model_from_path(
+            model, args, quantization_config, partial(load_icrm_model, settings=settings)
+        )
         processing_class = processing_class or tokenizer
     elif getattr(model.config, "num_labels", None) != 2:
         raise ValueError(
@@ -266,58 +248,14 @@ def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_
         )
     else:
         settings.save_to_config(model.config)
-        if quantization_config is not None or args.model_init_kwargs:
-            logger.warning(
-                "quantization_config and model_init_kwargs apply to a model loaded from a path; this model is already "
-                "instantiated, so they are ignored (as trl.RewardTrainer does)."
-            )
-    if processing_class is None:
-        processing_class = AutoTokenizer.from_pretrained(
-            model.config.name_or_path, trust_remote_code=args.trust_remote_code
-        )
-    prepare_tokenizer(processing_class, model)
-    return model, processing_class, settings
-
-
-def _use_sequence_classification(peft_config) -> None:
-    """An ICRM model is a sequence classifier: its PEFT task type must be SEQ_CLS so the heads train and save."""
-    task_type = getattr(peft_config, "task_type", None)
-    if peft_config is None or task_type == "SEQ_CLS":
-        return
-    if task_type is not None:
-        logger.warning(
-            "An ICRM model is a sequence classifier: PEFT task_type %s is replaced by SEQ_CLS so that the two heads "
-            "are trained and saved with the adapter.",
-            task_type,
-        )
-    peft_config.task_type = "SEQ_CLS"
-
-
-def _record_portable_base_model(adapter_dir: str) -> None:
-    """Name the base model of a saved adapter portably (`embedded:...` rather than this machine's cache folder)."""
-    path = os.path.join(adapter_dir, "adapter_config.json")
-    if not os.path.isfile(path):
-        return
-    with open(path, encoding="utf-8") as handle:
-        adapter_config = json.load(handle)
-    base = adapter_config.get("base_model_name_or_path")
-    portable = portable_model_name(base) if base else base
-    if portable != base:
-        adapter_config["base_model_name_or_path"] = portable
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(adapter_config, handle, indent=2, sort_keys=True)
+        warn_unused_init_kwargs(args, quantization_config)
+    return model, tokenizer_for(model, processing_class, args.trust_remote_code), settings
 
 
 def _check_row(example: dict[str, Any], index: int, group_column: str, label_column: str | None, name: str) -> None:
     """Raise a `ValueError` naming the row and column of a response that is not text, a missing group or a
     non-numeric label."""
-    for column in ("chosen", "rejected"):
-        value = example[column]
-        if not isinstance(value, str) and not (isinstance(value, list) and value):
-            raise ValueError(
-                f"Row {index} of the {name} dataset: {column!r} must be a string or a list of chat messages, got "
-                f"{type(value).__name__}."
-            )
+    check_responses(example, index, name)
     if example[group_column] is None:
         raise ValueError(f"Row {index} of the {name} dataset has no group (column {group_column!r} is None).")
     if label_column is not None:
@@ -331,13 +269,7 @@ def _check_row(example: dict[str, Any], index: int, group_column: str, label_col
 
 def _check_preference_columns(dataset, args: ICRMConfig, dataset_name: str) -> None:
     """A map-style dataset with preference pairs, a group column and (for training) the batch-together column."""
-    if not isinstance(dataset, Dataset):
-        raise TypeError(
-            f"ICRMRewardTrainer needs a map-style `datasets.Dataset` for {dataset_name} (demonstrations are drawn "
-            f"by index), got {type(dataset).__name__}."
-        )
-    if len(dataset) == 0:
-        raise ValueError(f"The {dataset_name} dataset is empty: ICRM needs preference pairs.")
+    check_pair_dataset(dataset, "ICRMRewardTrainer", dataset_name, "ICRM", "demonstrations are drawn by index")
     columns = dataset.column_names
     if "icrm_pool" in columns:
         return
@@ -351,27 +283,6 @@ def _check_preference_columns(dataset, args: ICRMConfig, dataset_name: str) -> N
             f"pairs (prompt/chosen/rejected) and a group column (`group_column={args.group_column!r}`) naming the "
             "preference distribution each pair comes from."
         )
-
-
-def _apply_length_policy(dataset: Dataset, args: ICRMConfig, dataset_name: str) -> Dataset:
-    """Pairs whose longer side alone exceeds `max_length`: an error naming the first, or dropped (`"skip"`)."""
-    if args.max_length is None:
-        return dataset
-    lengths = [max(len(c), len(r)) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
-    overlong = [i for i, n in enumerate(lengths) if n > args.max_length]
-    if not overlong:
-        return dataset
-    if args.overlong_query == "error":
-        i = overlong[0]
-        raise QueryTooLongError(
-            f"{len(overlong)} pair(s) of the {dataset_name} dataset are longer than max_length="
-            f"{args.max_length} without any demonstration, e.g. row {i} ({lengths[i]} tokens, prompt "
-            f"{str(dataset[i].get('prompt'))[:80]!r}). The query is never cut: raise max_length, filter "
-            "these rows, or set overlong_query='skip' to drop them."
-        )
-    logger.warning("Skipping %d overlong pair(s) of the %s dataset.", len(overlong), dataset_name)
-    dataset = dataset.select([i for i, n in enumerate(lengths) if n <= args.max_length])
-    return dataset.map(lambda _, i: {"icrm_index": i}, with_indices=True)
 
 
 def _check_group_sizes(groups: Sequence[str], args: ICRMConfig, dataset_name: str) -> None:
@@ -393,7 +304,7 @@ def _check_group_sizes(groups: Sequence[str], args: ICRMConfig, dataset_name: st
         )
 
 
-class ICRMRewardTrainer(RewardTrainer):
+class ICRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
     """
     Trainer for Variational In-Context Reward Models (ICRM).
 
@@ -460,17 +371,15 @@ class ICRMRewardTrainer(RewardTrainer):
         peft_config=None,
         quantization_config=None,
     ):
-        args = _check_args(args, model)
+        args = default_args(args, model, ICRMConfig, "ICRM")
         model, processing_class, settings = _load_icrm_model(model, args, processing_class, quantization_config)
-        _use_sequence_classification(peft_config)
+        use_sequence_classification(peft_config)
         self._icrm_settings = settings
         self._icrm_renderer = DemonstrationRenderer(processing_class, settings.template)
         self._icrm_collator = data_collator or DataCollatorForICRM.from_config(
             self._icrm_renderer, processing_class.pad_token_id, args
         )
-        self._pair_records: dict[str, dict[str, list[torch.Tensor]]] = {
-            mode: defaultdict(list) for mode in ("train", "eval")
-        }
+        self._init_pair_records()
 
         with _single_label_view(model):
             super().__init__(
@@ -541,7 +450,7 @@ class ICRMRewardTrainer(RewardTrainer):
             return dataset
         key = pool_key(dataset_name, len(self._icrm_collator.pools))
         dataset = self._encode_pairs(dataset, args, dataset_name, key)
-        dataset = _apply_length_policy(dataset, args, dataset_name)
+        dataset = apply_length_policy(dataset, args, dataset_name, "icrm_index")
         _check_group_sizes(dataset["icrm_group"], args, dataset_name)
         self._icrm_collator.pools[key] = DemonstrationPool.from_dataset(dataset)
         return dataset.remove_columns([c for c in dataset.column_names if c not in _COLUMNS])
@@ -627,28 +536,19 @@ class ICRMRewardTrainer(RewardTrainer):
     def _record_metrics(self, mode: str, attention_mask, out, labels, margin, num_demonstrations, num_dropped) -> None:
         """Gather the batch's per-pair values (from every process) and record them; `log` turns them into means over
         pairs, so no metric depends on the batch size."""
-        if mode == "train":
-            tokens = self.accelerator.gather_for_metrics(attention_mask.sum()).sum().item()
-            self._total_train_tokens += tokens // self._tp_size
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         mu = out.mu.detach()
-        correct = ((mu > 0.5) == (labels > 0.5)).float()
-        gathered = {
-            name: self.accelerator.gather_for_metrics(value.detach().float())
-            for name, value in {
-                "correct": correct,
-                "mu": mu,
-                "tau": out.tau.detach(),
-                "kl": out.kl.detach(),
-                "nll": out.nll.detach(),
-                "label": labels.float(),
-                "k": num_demonstrations.float(),
-                "dropped": num_dropped.float(),
-                "margin": margin,
-            }.items()
+        values = {
+            "correct": ((mu > 0.5) == (labels > 0.5)).float(),
+            "mu": mu,
+            "tau": out.tau,
+            "kl": out.kl,
+            "nll": out.nll,
+            "label": labels.float(),
+            "k": num_demonstrations.float(),
+            "dropped": num_dropped.float(),
+            "margin": margin,
         }
-        for name, values in gathered.items():
-            self._pair_records[mode][name].append(values.cpu())
+        self._record_pair_values(mode, attention_mask, values)
 
     def evaluate(
         self,
@@ -674,11 +574,9 @@ class ICRMRewardTrainer(RewardTrainer):
         """Metrics of every pair recorded since the last log, each a mean over pairs (never of batch means): accuracy,
         mean mu / tau, KL, NLL, margin, demonstrations used and dropped; at evaluation also accuracy by number of
         demonstrations and the expected calibration error."""
-        recorded = self._pair_records[mode]
-        if not recorded:
+        records = self._take_pair_records(mode)
+        if not records:
             return {}
-        records = {name: torch.cat(values) for name, values in recorded.items()}
-        recorded.clear()
         summary = {name: records[key].mean().item() for name, key in _PAIR_METRICS.items()}
         if mode == "eval":
             for k in records["k"].unique().tolist():
@@ -694,17 +592,6 @@ class ICRMRewardTrainer(RewardTrainer):
         for key, value in self._pair_summary(mode).items():
             self._metrics[mode][key] = [value]
         super().log(logs, start_time)
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """[`~transformers.Trainer.save_model`]; a PEFT adapter folder (checkpoints too) also keeps the ICRM settings and
-        the two-label head config, in the base model's config saved beside the adapter."""
-        super().save_model(output_dir, _internal_call)
-        output_dir = output_dir or self.args.output_dir
-        if self.args.should_save and hasattr(self.model, "peft_config"):
-            self.model.get_base_model().config.save_pretrained(output_dir)
-            _record_portable_base_model(output_dir)
-        if self.args.should_save and not _internal_call:
-            self.create_model_card(output_dir=output_dir)
 
     def create_model_card(
         self,
@@ -731,9 +618,7 @@ class ICRMRewardTrainer(RewardTrainer):
             tags=[*tags, *self._tag_names],
             dataset_name=dataset_name,
         )
-        os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
-            handle.write(card)
+        self._write_model_card(card, output_dir)
 
     def demonstration_pools(self) -> dict[str, DemonstrationPool]:
         """The demonstration pools of the prepared datasets, by key (`"<dataset name>/<serial>"`)."""

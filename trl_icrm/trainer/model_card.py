@@ -1,5 +1,5 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""The model card an ICRM reward model is saved with: what it is, that it reads demonstrations, how to score with it."""
+"""The model cards reward models are saved with: what the model is, and how to score with it (ICRM, VRM)."""
 
 from __future__ import annotations
 
@@ -73,4 +73,64 @@ As a reward of TRL's `GRPOTrainer` / `RLOOTrainer`, pass `reward` in `reward_fun
 """
 
 
-__all__ = ["ICRM_CITATION", "icrm_model_card"]
+VRM_CITATION = """@article{vrm2026,
+  title   = {VRM: Teaching Reward Models to Understand Authentic Human Preferences},
+  author  = {Liu, Biao and Xu, Ning and Yang, Junming and Xu, Hao and Geng, Xin},
+  journal = {arXiv preprint arXiv:2603.04974},
+  year    = {2026}
+}"""
+
+
+def _card_header(base_model: str | None, tags: Sequence[str], dataset_name: str | None) -> str:
+    card_data = {"library_name": "transformers", "tags": sorted(set(tags) | {"trl", "trl-icrm", "reward-model"})}
+    if base_model:
+        card_data["base_model"] = base_model
+    if dataset_name:
+        card_data["datasets"] = [dataset_name]
+    return "\n".join(f"{key}: {json.dumps(value)}" for key, value in card_data.items())
+
+
+def vrm_model_card(
+    model_name: str,
+    base_model: str | None,
+    settings: Mapping[str, Any],
+    tags: Sequence[str] = (),
+    dataset_name: str | None = None,
+) -> str:
+    """The README (YAML card data + markdown) of a saved VRM reward model."""
+    trained_from = f"from `{base_model}`" if base_model else "from a causal-LM backbone"
+    data = f" on `{dataset_name}`" if dataset_name else ""
+    return f"""---
+{_card_header(base_model, tags, dataset_name)}
+---
+
+# {model_name}
+
+A VRM reward model (variational reward modeling), trained {trained_from}{data} with trl-icrm's `VRMRewardTrainer`
+(on `trl.RewardTrainer`). The prompt sets a Dirichlet posterior over objective weights w, each response a Normal
+posterior over a few semantic features z, and the reward is r = w^T (G z + b). It is not a `transformers` pipeline
+model: score it with trl-icrm.
+
+## Scoring
+
+```python
+from trl_icrm import load_reward
+
+reward = load_reward("{model_name}")  # a VRMReward; penalty="lcb" for mean - k std of the posterior
+reward(prompts=["..."], completions=["..."])  # one float per completion
+posterior = reward.score(["..."], ["..."])  # .reward, .mean, .variance
+```
+
+## Settings
+
+- VRM settings (saved in `config.vrm`): `{json.dumps(dict(settings), sort_keys=True)}`
+
+## Citation
+
+```bibtex
+{VRM_CITATION}
+```
+"""
+
+
+__all__ = ["ICRM_CITATION", "VRM_CITATION", "icrm_model_card", "vrm_model_card"]

@@ -1,0 +1,243 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""What the pair-based reward trainers of trl-icrm (`ICRMRewardTrainer`, `VRMRewardTrainer`) share on top of
+`trl.RewardTrainer`: arguments and model loading, the PEFT path, the checks of a preference data set and its length
+policy, the pair collation, per-pair metric records, and saving (a LoRA adapter keeps the model's settings and a
+portable base-model name; a model card is written beside it).
+
+Example:
+
+```python
+from trl_icrm.trainer.pairs import collate_pairs
+
+batch = collate_pairs([([1, 2, 3], [1, 2])], pad_token_id=0)  # TRL's batch: chosen rows, then rejected rows
+batch["input_ids"].shape  # (2, 3)
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import AutoTokenizer, PreTrainedModel
+
+from .._trl_compat import preference_collator
+from ..demonstrations import QueryTooLongError
+from ..modeling import prepare_tokenizer
+from ..utils.default_model import portable_model_name
+
+
+logger = logging.getLogger(__name__)
+
+
+def default_args(args: Any, model: str | PreTrainedModel, config_class: type, suffix: str) -> Any:
+    """`args`, or a default `config_class("<model>-<suffix>")`; anything but a `config_class` is an error."""
+    if args is None:
+        name = model if isinstance(model, str) else model.config.name_or_path
+        return config_class(f"{os.path.basename(str(name).rstrip('/')).replace(':', '-')}-{suffix}")
+    if not isinstance(args, config_class):
+        raise TypeError(f"`args` must be a {config_class.__name__}, got {type(args).__name__}.")
+    return args
+
+
+def model_init_kwargs(args: Any, quantization_config) -> dict[str, Any]:
+    """`args.model_init_kwargs` with the trainer's `quantization_config`, as `trl.RewardTrainer` builds them."""
+    kwargs = dict(args.model_init_kwargs or {})
+    kwargs.pop("trust_remote_code", None)  # `args.trust_remote_code` is passed on its own
+    if quantization_config is not None:
+        if "quantization_config" in kwargs:
+            raise ValueError(
+                "`quantization_config` is set both as a trainer argument and in `args.model_init_kwargs`; set it in "
+                "one place, preferably as a trainer argument."
+            )
+        kwargs["quantization_config"] = quantization_config
+    if args.distributed_state.distributed_type in ("MULTI_GPU", "DEEPSPEED"):
+        kwargs["device_map"] = None  # distributed training needs every process to hold its own copy
+    return kwargs
+
+
+def load_model_from_path(
+    model: str | os.PathLike, args: Any, quantization_config, load: Callable[..., tuple[Any, Any]]
+) -> tuple[PreTrainedModel, Any]:
+    """`load(model, trust_remote_code=..., **model_init_kwargs)` with the seed set first (new heads are random and
+    must be reproducible); `args.model_init_kwargs` are consumed."""
+    from transformers import set_seed
+
+    set_seed(args.seed)
+    kwargs = model_init_kwargs(args, quantization_config)
+    loaded, tokenizer = load(model, trust_remote_code=args.trust_remote_code, **kwargs)
+    args.model_init_kwargs = None
+    return loaded, tokenizer
+
+
+def warn_unused_init_kwargs(args: Any, quantization_config) -> None:
+    if quantization_config is not None or args.model_init_kwargs:
+        logger.warning(
+            "quantization_config and model_init_kwargs apply to a model loaded from a path; this model is already "
+            "instantiated, so they are ignored (as trl.RewardTrainer does)."
+        )
+
+
+def tokenizer_for(model: PreTrainedModel, processing_class, trust_remote_code: bool):
+    """`processing_class` (or the model's own tokenizer) with a pad token the model knows."""
+    if processing_class is None:
+        processing_class = AutoTokenizer.from_pretrained(
+            model.config.name_or_path, trust_remote_code=trust_remote_code
+        )
+    prepare_tokenizer(processing_class, model)
+    return processing_class
+
+
+def use_sequence_classification(peft_config, kind: str = "ICRM", heads: str = "the two heads") -> None:
+    """A pair reward model is a sequence classifier: its PEFT task type must be SEQ_CLS so the head trains and saves."""
+    task_type = getattr(peft_config, "task_type", None)
+    if peft_config is None or task_type == "SEQ_CLS":
+        return
+    if task_type is not None:
+        logger.warning(
+            "An %s model is a sequence classifier: PEFT task_type %s is replaced by SEQ_CLS so that %s are trained "
+            "and saved with the adapter.",
+            kind,
+            task_type,
+            heads,
+        )
+    peft_config.task_type = "SEQ_CLS"
+
+
+def record_portable_base_model(adapter_dir: str) -> None:
+    """Name the base model of a saved adapter portably (`embedded:...` rather than this machine's cache folder)."""
+    path = os.path.join(adapter_dir, "adapter_config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        adapter_config = json.load(handle)
+    base = adapter_config.get("base_model_name_or_path")
+    portable = portable_model_name(base) if base else base
+    if portable != base:
+        adapter_config["base_model_name_or_path"] = portable
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(adapter_config, handle, indent=2, sort_keys=True)
+
+
+def check_responses(example: dict[str, Any], index: int, name: str) -> None:
+    """Raise a `ValueError` naming the row and column of a response that is not text (a string or chat messages)."""
+    for column in ("chosen", "rejected"):
+        value = example[column]
+        if not isinstance(value, str) and not (isinstance(value, list) and value):
+            raise ValueError(
+                f"Row {index} of the {name} dataset: {column!r} must be a string or a list of chat messages, got "
+                f"{type(value).__name__}."
+            )
+
+
+def check_pair_dataset(dataset, trainer_name: str, dataset_name: str, method: str, why: str) -> None:
+    """A non-empty map-style `datasets.Dataset` (`why` says what the trainer indexes it for)."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"{trainer_name} needs a map-style `datasets.Dataset` for {dataset_name} ({why}), got "
+            f"{type(dataset).__name__}."
+        )
+    if len(dataset) == 0:
+        raise ValueError(f"The {dataset_name} dataset is empty: {method} needs preference pairs.")
+
+
+def apply_length_policy(dataset: Dataset, args: Any, dataset_name: str, index_column: str | None = None) -> Dataset:
+    """Pairs whose longer side alone exceeds `max_length`: an error naming the first (`overlong_query="error"`) or
+    dropped (`"skip"`, then `index_column` is renumbered)."""
+    if args.max_length is None:
+        return dataset
+    lengths = [max(len(c), len(r)) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
+    overlong = [i for i, n in enumerate(lengths) if n > args.max_length]
+    if not overlong:
+        return dataset
+    if args.overlong_query == "error":
+        i = overlong[0]
+        raise QueryTooLongError(
+            f"{len(overlong)} pair(s) of the {dataset_name} dataset are longer than max_length="
+            f"{args.max_length} without any demonstration, e.g. row {i} ({lengths[i]} tokens, prompt "
+            f"{str(dataset[i].get('prompt'))[:80]!r}). The query is never cut: raise max_length, filter "
+            "these rows, or set overlong_query='skip' to drop them."
+        )
+    logger.warning("Skipping %d overlong pair(s) of the %s dataset.", len(overlong), dataset_name)
+    dataset = dataset.select([i for i, n in enumerate(lengths) if n <= args.max_length])
+    if index_column is None:
+        return dataset
+    return dataset.map(lambda _, i: {index_column: i}, with_indices=True)
+
+
+def collate_pairs(
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_token_id: int, pad_to_multiple_of: int | None = None
+) -> dict[str, torch.Tensor]:
+    """TRL's preference batch of `(chosen_ids, rejected_ids)` pairs: `input_ids` and `attention_mask`, right-padded,
+    the chosen rows first, then the rejected rows."""
+    rows = [{"chosen_ids": list(chosen), "rejected_ids": list(rejected)} for chosen, rejected in pairs]
+    return preference_collator(pad_token_id, pad_to_multiple_of).torch_call(rows)
+
+
+class PairRewardTrainerMixin:
+    """Per-pair metric records and saving, shared by the pair reward trainers (mixed in before `RewardTrainer`).
+
+    A subclass sets `_pair_records` with [`_init_pair_records`], records per-pair values in `compute_loss` with
+    [`_record_pair_values`], and implements `create_model_card`.
+    """
+
+    def _init_pair_records(self) -> None:
+        self._pair_records: dict[str, dict[str, list[torch.Tensor]]] = {
+            mode: defaultdict(list) for mode in ("train", "eval")
+        }
+
+    @torch.no_grad()
+    def _record_pair_values(self, mode: str, attention_mask: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+        """Count the batch's tokens (training) and record its per-pair `values`, gathered from every process."""
+        if mode == "train":
+            tokens = self.accelerator.gather_for_metrics(attention_mask.sum()).sum().item()
+            self._total_train_tokens += tokens // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        for name, value in values.items():
+            gathered = self.accelerator.gather_for_metrics(value.detach().float())
+            self._pair_records[mode][name].append(gathered.cpu())
+
+    def _take_pair_records(self, mode: str) -> dict[str, torch.Tensor]:
+        """Every per-pair value recorded since the last call (then forgotten), concatenated by name."""
+        recorded = self._pair_records[mode]
+        records = {name: torch.cat(values) for name, values in recorded.items()}
+        recorded.clear()
+        return records
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """[`~transformers.Trainer.save_model`]; a PEFT adapter folder (checkpoints too) also keeps the model's
+        settings and head config, in the base model's config saved beside the adapter."""
+        super().save_model(output_dir, _internal_call)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save and hasattr(self.model, "peft_config"):
+            self.model.get_base_model().config.save_pretrained(output_dir)
+            record_portable_base_model(output_dir)
+        if self.args.should_save and not _internal_call:
+            self.create_model_card(output_dir=output_dir)
+
+    def _write_model_card(self, card: str, output_dir: str) -> None:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
+            handle.write(card)
+
+
+__all__ = [
+    "PairRewardTrainerMixin",
+    "apply_length_policy",
+    "check_pair_dataset",
+    "check_responses",
+    "collate_pairs",
+    "default_args",
+    "load_model_from_path",
+    "model_init_kwargs",
+    "record_portable_base_model",
+    "tokenizer_for",
+    "use_sequence_classification",
+    "warn_unused_init_kwargs",
+]
