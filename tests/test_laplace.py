@@ -337,3 +337,26 @@ def test_laplace_command_fits_saves_and_evaluates(bt_lora_dir, tmp_path, subset,
     assert evaluation["num_pairs"] == 4 and 0 <= evaluation["ece_laplace"] <= 1 and evaluation["mean_variance"] > 0
     reward = load_reward(folder, subset=subset, penalty="lcb")
     assert reward.subset == subset and len(reward(["Say apple."], [" apple yes"])) == 1
+
+
+@pytest.mark.slow
+def test_experiment_recipe_end_to_end_on_tiny_models(tiny_causal_lm, tmp_path):
+    """Every step of recipes/bayesian_reward_models.py (pairs, candidates, BT seeds, posteriors, scores, curves,
+    calibration) on a tiny random policy: the files exist and hold one curve per method."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "run"
+    command = [sys.executable, str(root / "recipes" / "bayesian_reward_models.py"), "--output_dir", str(out)]
+    command += ["--model_name_or_path", tiny_causal_lm, "--num_problems", "8", "--samples_per_problem", "2"]
+    command += ["--pair_max_new_tokens", "16", "--max_new_tokens", "16", "--num_prompts", "4", "--num_candidates", "8"]
+    command += ["--seeds", "0", "1", "--bt_steps", "2", "--num_bootstrap", "20", "--lora_posterior_seeds", "0"]
+    subprocess.run(command, check=True, cwd=root, capture_output=True)
+    table = json.loads((out / "gold_at_max_n.json").read_text())
+    names = {row["method"] for row in table}
+    assert {"MAP", "LA std k=1", "LA var k=1", "LA last-layer std k=1", "Ens", "LA Ens last-layer std k=1"} <= names
+    assert all(row["n"] == 8 for row in table)
+    assert (out / "curves" / "best_of_n_curves.csv").is_file() and (out / "curves" / "main.png").is_file()
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert set(calibration) == {"last_layer", "lora"} and calibration["lora"]["variance_ratio"] > 0
