@@ -54,6 +54,9 @@ class ExperimentArguments:
     icrm_steps: int = field(default=0, metadata={"help": "Training steps of the ICRM proxy (0: none)."})
     num_prompts: int = field(default=32, metadata={"help": "Held-out problems of the best-of-n experiment."})
     num_candidates: int = field(default=64, metadata={"help": "N answers sampled per problem."})
+    num_scored_prompts: int | None = field(
+        default=None, metadata={"help": "Score and draw only the first prompts of the candidates (none: all)."}
+    )
     max_new_tokens: int = field(default=96, metadata={"help": "Most tokens per sampled answer."})
     difficulties: list[int] = field(default_factory=lambda: [1], metadata={"help": "Problem difficulties."})
     lora_posterior_seeds: list[int] | None = field(
@@ -235,6 +238,14 @@ def step_scores(args, out: Path) -> None:
     from trl_icrm.rewards import MathVerifyReward
 
     candidates = load_candidates(out / "candidates.json")
+    if args.num_scored_prompts is not None:
+        keep = slice(0, args.num_scored_prompts)
+        candidates = type(candidates)(
+            candidates.prompts[keep],
+            {key: values[keep] for key, values in candidates.columns.items()},
+            candidates.completions[keep],
+            candidates.completion_ids[keep],
+        )
     cache = out / "scores"
     timings = json.loads((cache / "timings.json").read_text()) if (cache / "timings.json").is_file() else {}
     for name, spec in {**proxy_specs(args, out), "gold": {"kind": "verifier"}}.items():
