@@ -360,3 +360,28 @@ def test_experiment_recipe_end_to_end_on_tiny_models(tiny_causal_lm, tmp_path):
     assert (out / "curves" / "best_of_n_curves.csv").is_file() and (out / "curves" / "main.png").is_file()
     calibration = json.loads((out / "calibration.json").read_text())
     assert set(calibration) == {"last_layer", "lora"} and calibration["lora"]["variance_ratio"] > 0
+
+
+def test_train_without_merging_then_laplace_then_load_reward(tiny_causal_lm, tmp_path):
+    """`trl-icrm train --method bt --no_merge_lora` keeps the adapter (and a one-output config), `trl-icrm laplace`
+    fits its LoRA posterior, and `load_reward` then reads the kind `laplace` (before `bt`)."""
+    from datasets import Dataset
+
+    from trl_icrm.cli import main
+    from trl_icrm.modeling import read_model_config
+    from trl_icrm.rewards import load_reward, reward_model_kind
+
+    Dataset.from_list(_pairs(16)).save_to_disk(str(tmp_path / "pairs"))
+    model_dir = tmp_path / "bt-lora"
+    data = ["--dataset_path", str(tmp_path / "pairs"), "--eval_fraction", "0.25"]
+    main(["train", "--method", "bt", "--no_merge_lora", "--model_name_or_path", tiny_causal_lm, *data,
+          "--output_dir", str(model_dir), "--max_steps", "2", "--per_device_train_batch_size", "4",
+          "--max_length", "512", "--use_cpu", "True", "--report_to", "none"])  # fmt: skip
+    assert (model_dir / "adapter_config.json").is_file() and not (model_dir / "model.safetensors").is_file()
+    assert read_model_config(model_dir).num_labels == 1  # the classifier's config is saved next to the adapter
+    assert reward_model_kind(model_dir) == "bt"
+    main(["laplace", "--model_name_or_path", str(model_dir), *data, "--seed", "42", "--no_progress_bar"])
+    assert reward_model_kind(model_dir) == "laplace"
+    reward = load_reward(model_dir, penalty="var_penalty", penalty_coef=0.5)
+    posterior = reward.score(["Say apple."], [" apple yes"])
+    assert reward.subset == "lora" and posterior.variance[0] > 0
