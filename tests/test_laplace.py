@@ -244,7 +244,7 @@ def test_penalties_ensembles_and_best_of_n_selection(bt_lora_dir, tmp_path):
     np.testing.assert_allclose(la_ens, (means - np.sqrt(variances)).mean(0))
 
 
-def test_not_a_bt_classifier_and_no_lora_are_clear_errors(bt_lora_dir, tiny_sequence_classifier, tmp_path):
+def test_not_a_bt_classifier_and_no_lora_are_clear_errors(bt_lora_dir, tiny_sequence_classifier, tiny_causal_lm):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from trl_icrm.laplace import NotARewardModelError, fit_laplace, load_bt_model
@@ -253,6 +253,9 @@ def test_not_a_bt_classifier_and_no_lora_are_clear_errors(bt_lora_dir, tiny_sequ
     tokenizer = AutoTokenizer.from_pretrained(tiny_sequence_classifier)
     with pytest.raises(NotARewardModelError, match="one output"):
         fit_laplace(two_labels, tokenizer, _pairs(2), subset="last_layer", progress_bar=False)
+    for not_a_reward_model in (tiny_sequence_classifier, tiny_causal_lm):  # two labels; a causal LM
+        with pytest.raises(NotARewardModelError, match="not a Bradley-Terry reward model"):
+            load_bt_model(not_a_reward_model)
     merged = load_bt_model(bt_lora_dir)[0].merge_and_unload()
     with pytest.raises(NotARewardModelError, match="LoRA"):
         fit_laplace(merged, tokenizer, _pairs(2), subset="lora", progress_bar=False)
