@@ -388,3 +388,22 @@ def test_train_without_merging_then_laplace_then_load_reward(tiny_causal_lm, tmp
     reward = load_reward(model_dir, penalty="var_penalty", penalty_coef=0.5)
     posterior = reward.score(["Say apple."], [" apple yes"])
     assert reward.subset == "lora" and posterior.variance[0] > 0
+
+
+def test_best_of_n_sampler_selects_with_the_laplace_penalty(bt_lora_dir, tiny_causal_lm):
+    """`BestOfNSampler` takes a `LaplaceReward` unchanged: with `penalty="lcb"` it selects the candidate with the
+    largest r_MAP - k sqrt(Lambda) and reports the posterior's means and variances."""
+    from trl_icrm.best_of_n import BestOfNSampler
+    from trl_icrm.laplace import fit_laplace
+    from trl_icrm.rewards.laplace import LaplaceReward
+
+    model, tokenizer = _fresh(bt_lora_dir)
+    reward = LaplaceReward(
+        fit_laplace(model, tokenizer, _pairs(8), subset="last_layer", progress_bar=False), tokenizer
+    )
+    sampler = BestOfNSampler(tiny_causal_lm, reward, n=4, max_new_tokens=6, penalty="lcb", penalty_coef=2.0, seed=0)
+    [output] = sampler.sample(["Say apple."])
+    posterior = reward.score(["Say apple."] * 4, output.completions)
+    np.testing.assert_allclose(output.rewards[reward.__name__], posterior.mean, rtol=1e-5)
+    np.testing.assert_allclose(output.variances[reward.__name__], posterior.variance, rtol=1e-4)
+    assert output.index == int(np.argmax(posterior.mean - 2.0 * np.sqrt(posterior.variance)))
