@@ -55,14 +55,15 @@ class RobustnessArguments:
     results_dir: str = field(default="docs/results/vrm", metadata={"help": "JSON, CSV and figures of the report."})
     model_name_or_path: str = field(default=DEFAULT_MODEL, metadata={"help": "Backbone of every model."})
     math_preferences: str | None = field(default=None, metadata={"help": "Pairs of build-math-preferences."})
-    train_size: int = field(default=240, metadata={"help": "Training pairs."})
-    eval_size: int = field(default=100, metadata={"help": "Pairs of each evaluation set."})
+    train_size: int = field(default=160, metadata={"help": "Training pairs."})
+    eval_size: int = field(default=60, metadata={"help": "Pairs of each evaluation set."})
     bias: float = field(default=0.9, metadata={"help": "Share of training pairs whose chosen response is longer."})
-    max_steps: int = field(default=120, metadata={"help": "Training steps of every model."})
+    max_steps: int = field(default=40, metadata={"help": "Training steps of every model."})
     batch_size: int = field(default=4, metadata={"help": "Pairs per training batch."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate (constant) of every model."})
     max_length: int = field(default=1024, metadata={"help": "Token bound (ICRM: demonstrations + query)."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank of every model."})
+    lora_last_layers: int | None = field(default=8, metadata={"help": "LoRA on the last this many layers only."})
     num_demonstrations: int = field(default=4, metadata={"help": "K of ICRM: trained with 0..K, evaluated at 0, K."})
     num_objectives: int = field(default=32, metadata={"help": "VRM: D."})
     num_features: int = field(default=4, metadata={"help": "VRM: d."})
@@ -136,6 +137,7 @@ def train_models(splits: dict, args: RobustnessArguments, seed: int) -> dict[str
         max_demonstrations=args.num_demonstrations,
         max_length=args.max_length,
         lora_r=args.lora_r,
+        lora_last_layers=args.lora_last_layers,
         batch_twins=False,
         seed=seed,
     )
