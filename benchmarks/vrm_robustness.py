@@ -175,17 +175,20 @@ def correctness(probabilities) -> np.ndarray:
     return np.where(p > 0.5, 1.0, np.where(p < 0.5, 0.0, 0.5))
 
 
-def evaluate_models(models: dict, splits: dict, args: RobustnessArguments, seed: int) -> dict[str, dict[str, list]]:
-    """Per method and evaluation set, the correctness (1, 0, or 0.5 for a tie) of every pair."""
-    out: dict[str, dict[str, list]] = {}
+def evaluate_models(
+    models: dict, splits: dict, args: RobustnessArguments, seed: int, done: dict | None = None
+) -> dict[str, dict[str, list]]:
+    """Per method and evaluation set, the correctness (1, 0, or 0.5 for a tie) of every pair (methods in `done`,
+    evaluated by an earlier run on the same splits, are kept)."""
+    out: dict[str, dict[str, list]] = dict(done or {})
     bank = DemonstrationBank.from_rows(splits["train"])
-    if "bt" in models:
+    if "bt" in models and "bt" not in out:
         reward = SequenceClassifierReward(models["bt"]["path"])
         out["bt"] = {s: correctness(bt_pair_probabilities(reward, splits[s])).tolist() for s in SETS}
-    if "vrm" in models:
+    if "vrm" in models and "vrm" not in out:
         reward = VRMReward(models["vrm"]["path"])
         out["vrm"] = {s: correctness(bt_pair_probabilities(reward, splits[s])).tolist() for s in SETS}
-    if "icrm" in models:
+    if "icrm" in models and "icrm_k0" not in out:
         reward = ICRMReward(models["icrm"]["path"], allow_zero_shot=True)
         for k in (0, args.num_demonstrations):
             out[f"icrm_k{k}"] = {
@@ -281,8 +284,10 @@ def main(args: RobustnessArguments) -> dict:
     for seed in args.seeds:
         models = train_models(splits, args, seed)
         times[seed] = {name: m["seconds"] for name, m in models.items()}
-        per_seed[seed] = evaluate_models(models, splits, args, seed)
-        write_json(per_seed[seed], os.path.join(args.output_dir, f"seed{seed}", "correctness.json"))
+        cache = os.path.join(args.output_dir, f"seed{seed}", "correctness.json")
+        done = json.loads(open(cache, encoding="utf-8").read()) if os.path.isfile(cache) else None
+        per_seed[seed] = evaluate_models(models, splits, args, seed, done)
+        write_json(per_seed[seed], cache)
     results = {"arguments": asdict(args), "data": data_summary, "training_seconds": times, **summarize(per_seed, args)}
     if "vrm" in {m.split("_")[0] for m in args.methods}:
         vrm_path = os.path.join(args.output_dir, f"seed{args.seeds[0]}", "vrm")
