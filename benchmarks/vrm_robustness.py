@@ -56,7 +56,7 @@ class RobustnessArguments:
     model_name_or_path: str = field(default=DEFAULT_MODEL, metadata={"help": "Backbone of every model."})
     math_preferences: str | None = field(default=None, metadata={"help": "Pairs of build-math-preferences."})
     train_size: int = field(default=160, metadata={"help": "Training pairs."})
-    eval_size: int = field(default=60, metadata={"help": "Pairs of each evaluation set."})
+    eval_size: int = field(default=50, metadata={"help": "Pairs of each evaluation set."})
     bias: float = field(default=0.9, metadata={"help": "Share of training pairs whose chosen response is longer."})
     max_steps: int = field(default=40, metadata={"help": "Training steps of every model."})
     batch_size: int = field(default=4, metadata={"help": "Pairs per training batch."})
@@ -166,8 +166,14 @@ def train_models(splits: dict, args: RobustnessArguments, seed: int) -> dict[str
 
 
 # Evaluation
+def pair_key(pair: dict) -> str:
+    return json.dumps([pair[k] for k in ("prompt", "chosen", "rejected")], sort_keys=True)
+
+
 def demonstrations_for(pairs: list[dict], bank: DemonstrationBank, k: int, seed: int) -> list[list[dict]]:
-    return [bank.draw(p["group"], k, seeded_rng(seed, "demos", i)) for i, p in enumerate(pairs)]
+    """K demonstrations of each pair's family from the training pairs, seeded by the pair (the same pair gets the
+    same ones in every evaluation set)."""
+    return [bank.draw(p["group"], k, seeded_rng(seed, "demos", pair_key(p))) for p in pairs]
 
 
 def correctness(probabilities) -> np.ndarray:
@@ -178,25 +184,25 @@ def correctness(probabilities) -> np.ndarray:
 def evaluate_models(
     models: dict, splits: dict, args: RobustnessArguments, seed: int, done: dict | None = None
 ) -> dict[str, dict[str, list]]:
-    """Per method and evaluation set, the correctness (1, 0, or 0.5 for a tie) of every pair (methods in `done`,
-    evaluated by an earlier run on the same splits, are kept)."""
+    """Per method and evaluation set, the correctness (1, 0, or 0.5 for a tie) of every pair; each distinct pair is
+    scored once (methods in `done`, evaluated by an earlier run on the same splits, are kept)."""
     out: dict[str, dict[str, list]] = dict(done or {})
     bank = DemonstrationBank.from_rows(splits["train"])
+    unique = list({pair_key(p): p for s in SETS for p in splits[s]}.values())
+    index = {pair_key(p): i for i, p in enumerate(unique)}
+
+    def by_set(probabilities) -> dict[str, list]:
+        values = correctness(probabilities)
+        return {s: [float(values[index[pair_key(p)]]) for p in splits[s]] for s in SETS}
+
     if "bt" in models and "bt" not in out:
-        reward = SequenceClassifierReward(models["bt"]["path"])
-        out["bt"] = {s: correctness(bt_pair_probabilities(reward, splits[s])).tolist() for s in SETS}
+        out["bt"] = by_set(bt_pair_probabilities(SequenceClassifierReward(models["bt"]["path"]), unique))
     if "vrm" in models and "vrm" not in out:
-        reward = VRMReward(models["vrm"]["path"])
-        out["vrm"] = {s: correctness(bt_pair_probabilities(reward, splits[s])).tolist() for s in SETS}
+        out["vrm"] = by_set(bt_pair_probabilities(VRMReward(models["vrm"]["path"]), unique))
     if "icrm" in models and "icrm_k0" not in out:
         reward = ICRMReward(models["icrm"]["path"], allow_zero_shot=True)
         for k in (0, args.num_demonstrations):
-            out[f"icrm_k{k}"] = {
-                s: correctness(
-                    pair_probabilities(reward, splits[s], demonstrations_for(splits[s], bank, k, seed))
-                ).tolist()
-                for s in SETS
-            }
+            out[f"icrm_k{k}"] = by_set(pair_probabilities(reward, unique, demonstrations_for(unique, bank, k, seed)))
     return out
 
 
