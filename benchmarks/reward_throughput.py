@@ -7,9 +7,10 @@ and keeps demonstration key-value caches across calls, so that steering costs cl
 `--demonstrations` and three demonstration modes, on `--num_prompts` x G completions, this measures in one run,
 interleaved (best of `--repeats` each):
 
-- `plain`: the same model with no demonstrations, as `SequenceClassifierReward` scores (a conventional reward
-  model's cost: each prompt + completion, a prompt shared by G completions encoded once where it is long enough);
-- `plain_full` (K = 0 only): the same, every full sequence (`use_prefix_cache=False`);
+- `plain`: the same model with no demonstrations, as `SequenceClassifierReward` scores by default (a conventional
+  reward model's cost: each prompt + completion, rows packed without padding, a prompt shared by G completions
+  encoded once where it is long enough);
+- `plain_full` (K = 0 only): the same, every full sequence in padded batches (`use_prefix_cache=False`);
 - `icrm`: ICRM with the default fast path, its cross-call cache kept (as across GRPO steps) in three modes: `column`
   (a distinct demonstration set per prompt, in a dataset column), `bank` (a bank keyed by group, 4 groups, one set per
   key: `bank_draw="per_key"`) and `fixed` (one set for every prompt);
@@ -131,7 +132,8 @@ def make_batch(args):
         row = test[p % len(test)]
         for g in range(args.group_size):
             prompts.append(row["prompt"])
-            completions.append((row["chosen"] if g % 2 else row["rejected"]) + f" (variant {g})")
+            # Distinct from their first token, as sampled completions are (a shared ending would not be shared).
+            completions.append(f"Variant {g}: " + (row["chosen"] if g % 2 else row["rejected"]))
             groups.append(f"group-{p % NUM_GROUPS}")
     return prompts, completions, groups, pool
 
