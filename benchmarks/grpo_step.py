@@ -137,8 +137,11 @@ def main() -> None:
     parser.add_argument("--num_generations", type=int, default=8, help="G completions per prompt.")
     parser.add_argument("--max_completion_length", type=int, default=48)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--output", default=None, help="Write the results as JSON here (and a table beside it).")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     problems = load_math_problems(num_train=64, num_test=1)["train"]
     dataset = with_demonstrations(problems, args.demonstrations)
     results = {"args": vars(args), "runs": []}

@@ -66,6 +66,7 @@ def run_isolated(args, k: int, share: bool, checkpointing: bool) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--single", str(k), str(int(share)), str(int(checkpointing))]
     command += ["--steps", str(args.steps), "--batch_size", str(args.batch_size)]
     command += ["--model_name_or_path", args.model_name_or_path]
+    command += ["--threads", str(args.threads)] if args.threads else []
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -75,6 +76,10 @@ def run_isolated(args, k: int, share: bool, checkpointing: bool) -> dict:
 
 def single(args) -> None:
     k, share, checkpointing = (int(v) for v in args.single)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     train_dataset = build_steerable_splits(load_responses(), DEFAULT_SEEN_OBJECTIVES, seed=0)["train"].shuffle(seed=0)
     with tempfile.TemporaryDirectory() as scratch:
         result = train_once(args, train_dataset, k, bool(share), scratch, bool(checkpointing))
@@ -104,6 +109,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--batched_max_k_without_checkpointing", type=int, default=8)
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS), help="Paths to run.")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--single", nargs=3, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None, help="Write the results as JSON here (and a table beside it).")
     args = parser.parse_args()
@@ -113,12 +120,15 @@ def main() -> None:
     for k in args.demonstrations:
         row = {"k": k}
         for name, (share, checkpointing) in PATHS.items():
+            if name not in args.paths:
+                row[name] = {"skipped": "not run (--paths)"}
+                continue
             if name == "batched" and k >= args.batched_max_k_without_checkpointing:
                 row[name] = {"skipped": "does not fit in memory (24 GB) at this K"}
                 continue
             row[name] = run_isolated(args, k, share, checkpointing)
             print(json.dumps({"k": k, name: row[name]}), flush=True)
-        reference = row["shared_gc"].get("losses")
+        reference = row["shared_gc"].get("losses") or row["batched_gc"].get("losses")
         for name in PATHS:
             losses = row[name].get("losses")
             if reference and losses:

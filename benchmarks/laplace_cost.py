@@ -4,7 +4,7 @@
 On the embedded SmolLM2-135M (or random weights of its shape) as a BT LoRA reward model (r = 16 on every linear layer
 of the backbone, the recipe's; random nonzero LoRA weights), this measures:
 
-1. scoring one batch of completions (`--batch` of them, built-in answers of realistic length): the MAP reward
+1. scoring one batch of completions (`--batch` of them: the longer answer of built-in pairs): the MAP reward
    (`SequenceClassifierReward`, one forward pass), the last-layer Laplace reward and the LoRA-KFAC Laplace reward
    (`LaplaceReward`: mean and variance, then the `lcb` penalty); best of `--repeats` wall-clock times, and their ratio
    to the MAP time (targets: last layer <= 1.3x, LoRA-KFAC <= 4x);
@@ -29,7 +29,7 @@ import time
 import torch
 
 
-def build_model(folder: str, seed: int = 0) -> str:
+def build_model(folder: str, seed: int = 0, model_name_or_path: str | None = None) -> str:
     """Save the embedded model as a one-output BT classifier with a LoRA adapter (random nonzero LoRA B) to
     `folder`; returns the adapter folder."""
     from peft import LoraConfig, get_peft_model
@@ -38,7 +38,7 @@ def build_model(folder: str, seed: int = 0) -> str:
     from trl_icrm import default_model_path
     from trl_icrm.modeling import LORA_TARGET_MODULES
 
-    path = default_model_path()
+    path = model_name_or_path or default_model_path()
     torch.manual_seed(seed)
     base = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -84,6 +84,7 @@ def fit_in_subprocess(adapter: str, subset: str, num_pairs: int) -> dict:
 
 
 def best_time(function, repeats: int) -> float:
+    function()  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -98,14 +99,16 @@ def scoring_costs(adapter: str, batch: int, repeats: int, chunk_size: int) -> di
     from trl_icrm.rewards.laplace import LaplaceReward
 
     rows = pairs(batch)
-    prompts, completions = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
+    prompts = [r["prompt"] for r in rows]
+    completions = [max(r["chosen"], r["rejected"], key=lambda side: len(str(side))) for r in rows]  # the longer
     model, tokenizer = load_bt_model(adapter)
     rewards = {
         "map": SequenceClassifierReward(model, tokenizer, batch_size=batch),
         "laplace_last_layer": LaplaceReward(adapter, subset="last_layer", chunk_size=batch, penalty="lcb"),
         "laplace_lora_kfac": LaplaceReward(adapter, subset="lora", chunk_size=chunk_size, penalty="lcb"),
     }
-    lengths = [len(tokenizer(p + c)["input_ids"]) for p, c in zip(prompts, completions, strict=True)]
+    renderer = rewards["laplace_last_layer"].renderer
+    lengths = [len(renderer.encode_query(p, c)) for p, c in zip(prompts, completions, strict=True)]
     results = {"batch": batch, "mean_tokens": sum(lengths) / len(lengths), "chunk_size_lora": chunk_size}
     with torch.inference_mode():
         results["map_seconds"] = best_time(lambda: rewards["map"](prompts, completions), repeats)
@@ -126,12 +129,13 @@ def main() -> None:
     parser.add_argument("--chunk_size", type=int, default=1, help="Completions per Jacobian (LoRA-KFAC).")
     parser.add_argument("--num_pairs", type=int, default=64, help="Pairs the posteriors are fitted on.")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--model_name_or_path", default=None, help="Base model (default: the embedded 135M).")
     parser.add_argument("--output", default=None, help="Write the results as JSON here.")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
-        adapter = build_model(folder)
+        adapter = build_model(folder, model_name_or_path=args.model_name_or_path)
         results = {"threads": torch.get_num_threads(), "num_pairs": args.num_pairs}
         for subset in ("last_layer", "lora"):
             results[f"fit_{subset}"] = fit_in_subprocess(adapter, subset, args.num_pairs)

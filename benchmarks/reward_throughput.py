@@ -7,15 +7,17 @@ and keeps demonstration key-value caches across calls, so that steering costs cl
 `--demonstrations` and three demonstration modes, on `--num_prompts` x G completions, this measures in one run,
 interleaved (best of `--repeats` each):
 
-- `plain`: the same model with no demonstrations, every full sequence (a conventional reward model's cost);
-- `plain_tree` (K = 0 only): the same, with prompts shared by their G completions encoded once (the tree at K = 0);
+- `plain`: the same model with no demonstrations, as `SequenceClassifierReward` scores by default (a conventional
+  reward model's cost: each prompt + completion, rows packed without padding, a prompt shared by G completions
+  encoded once where it is long enough);
+- `plain_full` (K = 0 only): the same, every full sequence in padded batches (`use_prefix_cache=False`);
 - `icrm`: ICRM with the default fast path, its cross-call cache kept (as across GRPO steps) in three modes: `column`
   (a distinct demonstration set per prompt, in a dataset column), `bank` (a bank keyed by group, 4 groups, one set per
   key: `bank_draw="per_key"`) and `fixed` (one set for every prompt);
 - `icrm_cold`: the same with the cross-call cache emptied before every call: every distinct set is encoded once per
   call. This is the headline of `column` mode (distinct sets are not assumed to recur), `icrm` that of the others;
-- `naive`: ICRM scoring every full sequence (`use_prefix_cache=False`), on the first `--naive_prompts` prompts (in
-  column mode at every K, in every mode at the largest K).
+- `naive`: ICRM scoring every full sequence (`use_prefix_cache=False`), on the first `--naive_prompts` prompts, at
+  the largest K (its cost per completion does not depend on the mode).
 
 It reports completions/s, the ratio plain / icrm (the cost of steering; target <= 1.3 for bank and fixed, <= 2 for
 column at K = 8), the speed-up over naive (target >= 10x at K = 8), the largest score difference from naive scoring,
@@ -130,7 +132,8 @@ def make_batch(args):
         row = test[p % len(test)]
         for g in range(args.group_size):
             prompts.append(row["prompt"])
-            completions.append((row["chosen"] if g % 2 else row["rejected"]) + f" (variant {g})")
+            # Distinct from their first token, as sampled completions are (a shared ending would not be shared).
+            completions.append(f"Variant {g}: " + (row["chosen"] if g % 2 else row["rejected"]))
             groups.append(f"group-{p % NUM_GROUPS}")
     return prompts, completions, groups, pool
 
@@ -146,8 +149,8 @@ def rewards_for(mode: str, k: int, model, tokenizer, pool, args) -> dict[str, IC
     else:
         source = {}
     return {
-        "plain": ICRMReward(model, tokenizer, demonstrations_column=None, use_prefix_cache=False, **common),
-        "plain_tree": ICRMReward(model, tokenizer, demonstrations_column=None, **common),
+        "plain": ICRMReward(model, tokenizer, demonstrations_column=None, **common),
+        "plain_full": ICRMReward(model, tokenizer, demonstrations_column=None, use_prefix_cache=False, **common),
         "icrm": ICRMReward(model, tokenizer, **source, **common),
         "naive": ICRMReward(model, tokenizer, use_prefix_cache=False, **source, **common),
     }
@@ -171,7 +174,7 @@ def measure(mode: str, k: int, model, tokenizer, batch, args, cost) -> dict:
     rewards = rewards_for(mode, k, model, tokenizer, pool, args)
     n_naive = args.naive_prompts * args.group_size
     subset = (prompts[:n_naive], completions[:n_naive], {key: v[:n_naive] for key, v in columns.items()})
-    paths = {"plain": False, "icrm": False, "icrm_cold": True} if k else {"plain": False, "plain_tree": False}
+    paths = {"plain": False, "icrm": False, "icrm_cold": True} if k else {"plain": False, "plain_full": False}
     if not k:
         paths["icrm"] = False
     best = {name: float("inf") for name in [*paths, "naive"]}
@@ -182,7 +185,7 @@ def measure(mode: str, k: int, model, tokenizer, batch, args, cost) -> dict:
             reward = rewards["icrm" if name == "icrm_cold" else name]
             seconds, scores[name] = timed(reward, prompts, completions, columns, cold, args.device)
             best[name] = min(best[name], seconds)
-        if k and (mode == "column" or k == max(args.demonstrations)):
+        if k == max(args.demonstrations):
             seconds, scores["naive"] = timed(rewards["naive"], *subset, False, args.device)
             best["naive"] = min(best["naive"], seconds)
     row = {"mode": mode, "k": k}
@@ -192,8 +195,8 @@ def measure(mode: str, k: int, model, tokenizer, batch, args, cost) -> dict:
             row[f"{name}_completions_per_s"] = count / seconds
     encoded = rewards["icrm"].encode(prompts, completions, **columns)
     work = {
-        "plain": [(len(e.query_ids), 0) for e in encoded],
-        "plain_tree": tree_work([e.__class__([], e.query_ids, 0, 0) for e in encoded], True, True),
+        "plain": tree_work([e.__class__([], e.query_ids, 0, 0) for e in encoded], True, True),
+        "plain_full": [(len(e.query_ids), 0) for e in encoded],
         "icrm": tree_work(encoded, True, False),
         "icrm_cold": tree_work(encoded, True, True),
         "naive": [(len(e.input_ids), 0) for e in encoded[:n_naive]],
@@ -223,11 +226,14 @@ def main() -> None:
     parser.add_argument("--group_size", type=int, default=8, help="G completions per prompt")
     parser.add_argument("--demonstrations", type=int, nargs="+", default=[0, 2, 4, 8])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--naive_prompts", type=int, default=2, help="Prompts (x G) scored by the naive path.")
+    parser.add_argument("--naive_prompts", type=int, default=1, help="Prompts (x G) scored by the naive path.")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--output", default=None, help="Write the results as JSON here (and a table beside it).")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     model, tokenizer = load_model(args)
     model.to(device=args.device, dtype=dtype)
@@ -273,12 +279,12 @@ def markdown_table(rows: list[dict]) -> str:
             f"({row['headline'].replace('icrm_cold', 'emptied').replace('icrm', 'kept')}) "
             f"| {value(row, 'speedup_over_naive', '.1f')}x | {mfu} | {value(row, 'max_abs_diff_vs_naive', '.1e')} |"
         )
-    plain_tree = [row for row in rows if "plain_tree_completions_per_s" in row]
-    if plain_tree:
-        row = plain_tree[0]
+    plain_full = [row for row in rows if "plain_full_completions_per_s" in row]
+    if plain_full:
+        row = plain_full[0]
         lines.append(
-            f"\nK = 0 with the prompt tree (prompts shared by their completions encoded once): "
-            f"{row['plain_tree_completions_per_s']:.2f} c/s against {row['plain_completions_per_s']:.2f} plain."
+            f"\nK = 0, every full sequence (no prefix tree): {row['plain_full_completions_per_s']:.2f} c/s against "
+            f"{row['plain_completions_per_s']:.2f} for the plain reward."
         )
     return "\n".join(lines) + "\n"
 

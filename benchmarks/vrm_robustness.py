@@ -55,14 +55,15 @@ class RobustnessArguments:
     results_dir: str = field(default="docs/results/vrm", metadata={"help": "JSON, CSV and figures of the report."})
     model_name_or_path: str = field(default=DEFAULT_MODEL, metadata={"help": "Backbone of every model."})
     math_preferences: str | None = field(default=None, metadata={"help": "Pairs of build-math-preferences."})
-    train_size: int = field(default=240, metadata={"help": "Training pairs."})
-    eval_size: int = field(default=100, metadata={"help": "Pairs of each evaluation set."})
+    train_size: int = field(default=160, metadata={"help": "Training pairs."})
+    eval_size: int = field(default=50, metadata={"help": "Pairs of each evaluation set."})
     bias: float = field(default=0.9, metadata={"help": "Share of training pairs whose chosen response is longer."})
-    max_steps: int = field(default=120, metadata={"help": "Training steps of every model."})
+    max_steps: int = field(default=40, metadata={"help": "Training steps of every model."})
     batch_size: int = field(default=4, metadata={"help": "Pairs per training batch."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate (constant) of every model."})
     max_length: int = field(default=1024, metadata={"help": "Token bound (ICRM: demonstrations + query)."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank of every model."})
+    lora_last_layers: int | None = field(default=8, metadata={"help": "LoRA on the last this many layers only."})
     num_demonstrations: int = field(default=4, metadata={"help": "K of ICRM: trained with 0..K, evaluated at 0, K."})
     num_objectives: int = field(default=32, metadata={"help": "VRM: D."})
     num_features: int = field(default=4, metadata={"help": "VRM: d."})
@@ -136,6 +137,7 @@ def train_models(splits: dict, args: RobustnessArguments, seed: int) -> dict[str
         max_demonstrations=args.num_demonstrations,
         max_length=args.max_length,
         lora_r=args.lora_r,
+        lora_last_layers=args.lora_last_layers,
         batch_twins=False,
         seed=seed,
     )
@@ -164,8 +166,14 @@ def train_models(splits: dict, args: RobustnessArguments, seed: int) -> dict[str
 
 
 # Evaluation
+def pair_key(pair: dict) -> str:
+    return json.dumps([pair[k] for k in ("prompt", "chosen", "rejected")], sort_keys=True)
+
+
 def demonstrations_for(pairs: list[dict], bank: DemonstrationBank, k: int, seed: int) -> list[list[dict]]:
-    return [bank.draw(p["group"], k, seeded_rng(seed, "demos", i)) for i, p in enumerate(pairs)]
+    """K demonstrations of each pair's family from the training pairs, seeded by the pair (the same pair gets the
+    same ones in every evaluation set)."""
+    return [bank.draw(p["group"], k, seeded_rng(seed, "demos", pair_key(p))) for p in pairs]
 
 
 def correctness(probabilities) -> np.ndarray:
@@ -173,25 +181,28 @@ def correctness(probabilities) -> np.ndarray:
     return np.where(p > 0.5, 1.0, np.where(p < 0.5, 0.0, 0.5))
 
 
-def evaluate_models(models: dict, splits: dict, args: RobustnessArguments, seed: int) -> dict[str, dict[str, list]]:
-    """Per method and evaluation set, the correctness (1, 0, or 0.5 for a tie) of every pair."""
-    out: dict[str, dict[str, list]] = {}
+def evaluate_models(
+    models: dict, splits: dict, args: RobustnessArguments, seed: int, done: dict | None = None
+) -> dict[str, dict[str, list]]:
+    """Per method and evaluation set, the correctness (1, 0, or 0.5 for a tie) of every pair; each distinct pair is
+    scored once (methods in `done`, evaluated by an earlier run on the same splits, are kept)."""
+    out: dict[str, dict[str, list]] = dict(done or {})
     bank = DemonstrationBank.from_rows(splits["train"])
-    if "bt" in models:
-        reward = SequenceClassifierReward(models["bt"]["path"])
-        out["bt"] = {s: correctness(bt_pair_probabilities(reward, splits[s])).tolist() for s in SETS}
-    if "vrm" in models:
-        reward = VRMReward(models["vrm"]["path"])
-        out["vrm"] = {s: correctness(bt_pair_probabilities(reward, splits[s])).tolist() for s in SETS}
-    if "icrm" in models:
+    unique = list({pair_key(p): p for s in SETS for p in splits[s]}.values())
+    index = {pair_key(p): i for i, p in enumerate(unique)}
+
+    def by_set(probabilities) -> dict[str, list]:
+        values = correctness(probabilities)
+        return {s: [float(values[index[pair_key(p)]]) for p in splits[s]] for s in SETS}
+
+    if "bt" in models and "bt" not in out:
+        out["bt"] = by_set(bt_pair_probabilities(SequenceClassifierReward(models["bt"]["path"]), unique))
+    if "vrm" in models and "vrm" not in out:
+        out["vrm"] = by_set(bt_pair_probabilities(VRMReward(models["vrm"]["path"]), unique))
+    if "icrm" in models and "icrm_k0" not in out:
         reward = ICRMReward(models["icrm"]["path"], allow_zero_shot=True)
         for k in (0, args.num_demonstrations):
-            out[f"icrm_k{k}"] = {
-                s: correctness(
-                    pair_probabilities(reward, splits[s], demonstrations_for(splits[s], bank, k, seed))
-                ).tolist()
-                for s in SETS
-            }
+            out[f"icrm_k{k}"] = by_set(pair_probabilities(reward, unique, demonstrations_for(unique, bank, k, seed)))
     return out
 
 
@@ -279,8 +290,10 @@ def main(args: RobustnessArguments) -> dict:
     for seed in args.seeds:
         models = train_models(splits, args, seed)
         times[seed] = {name: m["seconds"] for name, m in models.items()}
-        per_seed[seed] = evaluate_models(models, splits, args, seed)
-        write_json(per_seed[seed], os.path.join(args.output_dir, f"seed{seed}", "correctness.json"))
+        cache = os.path.join(args.output_dir, f"seed{seed}", "correctness.json")
+        done = json.loads(open(cache, encoding="utf-8").read()) if os.path.isfile(cache) else None
+        per_seed[seed] = evaluate_models(models, splits, args, seed, done)
+        write_json(per_seed[seed], cache)
     results = {"arguments": asdict(args), "data": data_summary, "training_seconds": times, **summarize(per_seed, args)}
     if "vrm" in {m.split("_")[0] for m in args.methods}:
         vrm_path = os.path.join(args.output_dir, f"seed{args.seeds[0]}", "vrm")

@@ -42,6 +42,9 @@ class ExperimentArguments:
     """Options of the experiment (TrlParser flags: snake_case, `--config file.yaml`)."""
 
     output_dir: str = field(default="runs/bayesian_reward_models", metadata={"help": "Folder of every step's output."})
+    model_name_or_path: str = field(
+        default="embedded:SmolLM2-135M-Instruct", metadata={"help": "The policy, and the base of the reward models."}
+    )
     steps: list[str] = field(default_factory=lambda: list(STEPS), metadata={"help": f"Steps to run, of {STEPS}."})
     num_problems: int = field(default=64, metadata={"help": "Training problems for the pairs (fewer: weaker proxy)."})
     samples_per_problem: int = field(default=8, metadata={"help": "Policy samples per training problem."})
@@ -51,6 +54,9 @@ class ExperimentArguments:
     icrm_steps: int = field(default=0, metadata={"help": "Training steps of the ICRM proxy (0: none)."})
     num_prompts: int = field(default=32, metadata={"help": "Held-out problems of the best-of-n experiment."})
     num_candidates: int = field(default=64, metadata={"help": "N answers sampled per problem."})
+    num_scored_prompts: int | None = field(
+        default=None, metadata={"help": "Score and draw only the first prompts of the candidates (none: all)."}
+    )
     max_new_tokens: int = field(default=96, metadata={"help": "Most tokens per sampled answer."})
     difficulties: list[int] = field(default_factory=lambda: [1], metadata={"help": "Problem difficulties."})
     lora_posterior_seeds: list[int] | None = field(
@@ -95,7 +101,9 @@ def step_preferences(args, out: Path) -> None:
         "--num_samples",
         str(args.samples_per_problem),
         "--max_new_tokens",
-        str(args.max_new_tokens),
+        str(args.pair_max_new_tokens),
+        "--model_name_or_path",
+        args.model_name_or_path,
         "--output_dir",
         str(out / "preferences"),
         "--seed",
@@ -112,6 +120,7 @@ def step_candidates(args, out: Path) -> None:
     started = time.perf_counter()
     prompts, columns = experiment_prompts(None, args.num_prompts, seed=0, difficulties=args.difficulties)
     sampler = BestOfNSampler(
+        args.model_name_or_path,
         reward_funcs=[_unused],
         n=args.num_candidates,
         max_new_tokens=args.max_new_tokens,
@@ -140,6 +149,8 @@ def step_bt(args, out: Path) -> None:
             "--method",
             "bt",
             "--no_merge_lora",
+            "--model_name_or_path",
+            args.model_name_or_path,
             "--dataset_path",
             str(out / "preferences"),
             "--output_dir",
@@ -185,6 +196,8 @@ def step_icrm(args, out: Path) -> None:
         "train",
         "--method",
         "icrm",
+        "--model_name_or_path",
+        args.model_name_or_path,
         "--dataset_path",
         str(out / "preferences"),
         "--output_dir",
@@ -225,6 +238,14 @@ def step_scores(args, out: Path) -> None:
     from trl_icrm.rewards import MathVerifyReward
 
     candidates = load_candidates(out / "candidates.json")
+    if args.num_scored_prompts is not None:
+        keep = slice(0, args.num_scored_prompts)
+        candidates = type(candidates)(
+            candidates.prompts[keep],
+            {key: values[keep] for key, values in candidates.columns.items()},
+            candidates.completions[keep],
+            candidates.completion_ids[keep],
+        )
     cache = out / "scores"
     timings = json.loads((cache / "timings.json").read_text()) if (cache / "timings.json").is_file() else {}
     for name, spec in {**proxy_specs(args, out), "gold": {"kind": "verifier"}}.items():

@@ -678,3 +678,47 @@ def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_c
     record = json.loads(open(result["files"]["samples"]).readline())
     expected = icrm([record["prompt"]] * 3, record["completions"])
     np.testing.assert_allclose(record["proxy"]["icrm_rm"], expected, rtol=1e-5)
+
+
+def test_cached_proxy_scores_and_method_curves(tmp_path):
+    """A proxy is scored once (then read from its .npz), candidates round-trip, and each selection method's curve
+    selects by its own penalized score while reporting its members' mean reward."""
+    import numpy as np
+
+    from trl_icrm.best_of_n import best_of_n_curve, combine_rewards
+    from trl_icrm.experiments.best_of_n import (
+        CandidateSet,
+        SelectionMethod,
+        cached_proxy_scores,
+        load_candidates,
+        method_curves,
+        save_candidates,
+    )
+    from trl_icrm.rewards import RewardModel, RewardPosterior
+
+    class Length(RewardModel):
+        has_uncertainty = True
+        calls = 0
+
+        def score(self, prompts, completions, **columns):
+            Length.calls += 1
+            values = np.array([float(len(c)) for c in completions])
+            return RewardPosterior(values, values, values / 10, "score")
+
+    candidates = CandidateSet(["p", "q"], {"solution": ["1", "2"]}, [["a", "bbb", "cc"], ["dd", "e", "fff"]], [])
+    candidates.completion_ids = [[[1], [2, 3, 4], [5, 6]], [[7, 8], [9], [1, 2, 3]]]
+    path = save_candidates(candidates, tmp_path / "candidates.json")
+    assert load_candidates(path) == candidates
+    mean, variance = cached_proxy_scores(
+        candidates, "len", Length(name="len"), tmp_path / "scores", progress_bar=False
+    )
+    again = cached_proxy_scores(candidates, "len", None, tmp_path / "scores")
+    assert Length.calls == 1 and (again[0] == mean).all() and (again[1] == variance).all()
+    np.testing.assert_array_equal(mean, [[1, 3, 2], [2, 1, 3]])
+    gold = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    methods = [SelectionMethod("MAP", ["len"]), SelectionMethod("std k=5", ["len"], "lcb", 5.0)]
+    curves = method_curves({"len": mean}, {"len": variance}, gold, methods, num_bootstrap=10)
+    penalized = combine_rewards(mean[None], variance[None], "lcb", 5.0)
+    expected = best_of_n_curve(penalized, {"proxy": mean, "gold": gold}, num_bootstrap=10)
+    assert curves[1].metrics["gold"]["mean"] == expected.metrics["gold"]["mean"]
+    assert curves[0].metrics["gold"]["mean"][-1] == 0.0  # best-of-3 by length: "bbb" and "fff", both gold 0

@@ -244,7 +244,7 @@ def test_penalties_ensembles_and_best_of_n_selection(bt_lora_dir, tmp_path):
     np.testing.assert_allclose(la_ens, (means - np.sqrt(variances)).mean(0))
 
 
-def test_not_a_bt_classifier_and_no_lora_are_clear_errors(bt_lora_dir, tiny_sequence_classifier, tmp_path):
+def test_not_a_bt_classifier_and_no_lora_are_clear_errors(bt_lora_dir, tiny_sequence_classifier, tiny_causal_lm):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from trl_icrm.laplace import NotARewardModelError, fit_laplace, load_bt_model
@@ -253,6 +253,9 @@ def test_not_a_bt_classifier_and_no_lora_are_clear_errors(bt_lora_dir, tiny_sequ
     tokenizer = AutoTokenizer.from_pretrained(tiny_sequence_classifier)
     with pytest.raises(NotARewardModelError, match="one output"):
         fit_laplace(two_labels, tokenizer, _pairs(2), subset="last_layer", progress_bar=False)
+    for not_a_reward_model in (tiny_sequence_classifier, tiny_causal_lm):  # two labels; a causal LM
+        with pytest.raises(NotARewardModelError, match="not a Bradley-Terry reward model"):
+            load_bt_model(not_a_reward_model)
     merged = load_bt_model(bt_lora_dir)[0].merge_and_unload()
     with pytest.raises(NotARewardModelError, match="LoRA"):
         fit_laplace(merged, tokenizer, _pairs(2), subset="lora", progress_bar=False)
@@ -337,3 +340,70 @@ def test_laplace_command_fits_saves_and_evaluates(bt_lora_dir, tmp_path, subset,
     assert evaluation["num_pairs"] == 4 and 0 <= evaluation["ece_laplace"] <= 1 and evaluation["mean_variance"] > 0
     reward = load_reward(folder, subset=subset, penalty="lcb")
     assert reward.subset == subset and len(reward(["Say apple."], [" apple yes"])) == 1
+
+
+@pytest.mark.slow
+def test_experiment_recipe_end_to_end_on_tiny_models(tiny_causal_lm, tmp_path):
+    """Every step of recipes/bayesian_reward_models.py (pairs, candidates, BT seeds, posteriors, scores, curves,
+    calibration) on a tiny random policy: the files exist and hold one curve per method."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "run"
+    command = [sys.executable, str(root / "recipes" / "bayesian_reward_models.py"), "--output_dir", str(out)]
+    command += ["--model_name_or_path", tiny_causal_lm, "--num_problems", "8", "--samples_per_problem", "2"]
+    command += ["--pair_max_new_tokens", "16", "--max_new_tokens", "16", "--num_prompts", "4", "--num_candidates", "8"]
+    command += ["--seeds", "0", "1", "--bt_steps", "2", "--num_bootstrap", "20", "--lora_posterior_seeds", "0"]
+    subprocess.run(command, check=True, cwd=root, capture_output=True)
+    table = json.loads((out / "gold_at_max_n.json").read_text())
+    names = {row["method"] for row in table}
+    assert {"MAP", "LA std k=1", "LA var k=1", "LA last-layer std k=1", "Ens", "LA Ens last-layer std k=1"} <= names
+    assert all(row["n"] == 8 for row in table)
+    assert (out / "curves" / "best_of_n_curves.csv").is_file() and (out / "curves" / "main.png").is_file()
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert set(calibration) == {"last_layer", "lora"} and calibration["lora"]["variance_ratio"] > 0
+
+
+def test_train_without_merging_then_laplace_then_load_reward(tiny_causal_lm, tmp_path):
+    """`trl-icrm train --method bt --no_merge_lora` keeps the adapter (and a one-output config), `trl-icrm laplace`
+    fits its LoRA posterior, and `load_reward` then reads the kind `laplace` (before `bt`)."""
+    from datasets import Dataset
+
+    from trl_icrm.cli import main
+    from trl_icrm.modeling import read_model_config
+    from trl_icrm.rewards import load_reward, reward_model_kind
+
+    Dataset.from_list(_pairs(16)).save_to_disk(str(tmp_path / "pairs"))
+    model_dir = tmp_path / "bt-lora"
+    data = ["--dataset_path", str(tmp_path / "pairs"), "--eval_fraction", "0.25"]
+    main(["train", "--method", "bt", "--no_merge_lora", "--model_name_or_path", tiny_causal_lm, *data,
+          "--output_dir", str(model_dir), "--max_steps", "2", "--per_device_train_batch_size", "4",
+          "--max_length", "512", "--use_cpu", "True", "--report_to", "none"])  # fmt: skip
+    assert (model_dir / "adapter_config.json").is_file() and not (model_dir / "model.safetensors").is_file()
+    assert read_model_config(model_dir).num_labels == 1  # the classifier's config is saved next to the adapter
+    assert reward_model_kind(model_dir) == "bt"
+    main(["laplace", "--model_name_or_path", str(model_dir), *data, "--seed", "42", "--no_progress_bar"])
+    assert reward_model_kind(model_dir) == "laplace"
+    reward = load_reward(model_dir, penalty="var_penalty", penalty_coef=0.5)
+    posterior = reward.score(["Say apple."], [" apple yes"])
+    assert reward.subset == "lora" and posterior.variance[0] > 0
+
+
+def test_best_of_n_sampler_selects_with_the_laplace_penalty(bt_lora_dir, tiny_causal_lm):
+    """`BestOfNSampler` takes a `LaplaceReward` unchanged: with `penalty="lcb"` it selects the candidate with the
+    largest r_MAP - k sqrt(Lambda) and reports the posterior's means and variances."""
+    from trl_icrm.best_of_n import BestOfNSampler
+    from trl_icrm.laplace import fit_laplace
+    from trl_icrm.rewards.laplace import LaplaceReward
+
+    model, tokenizer = _fresh(bt_lora_dir)
+    reward = LaplaceReward(
+        fit_laplace(model, tokenizer, _pairs(8), subset="last_layer", progress_bar=False), tokenizer
+    )
+    sampler = BestOfNSampler(tiny_causal_lm, reward, n=4, max_new_tokens=6, penalty="lcb", penalty_coef=2.0, seed=0)
+    [output] = sampler.sample(["Say apple."])
+    posterior = reward.score(["Say apple."] * 4, output.completions)
+    np.testing.assert_allclose(output.rewards[reward.__name__], posterior.mean, rtol=1e-5)
+    np.testing.assert_allclose(output.variances[reward.__name__], posterior.variance, rtol=1e-4)
+    assert output.index == int(np.argmax(posterior.mean - 2.0 * np.sqrt(posterior.variance)))

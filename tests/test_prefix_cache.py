@@ -9,6 +9,7 @@ import torch
 from datasets import Dataset
 
 from trl_icrm import ICRMConfig, ICRMRewardTrainer
+from trl_icrm.demonstrations import EncodedQuery
 from trl_icrm.modeling import (
     encode_prefix,
     expand_prefix_cache,
@@ -294,3 +295,35 @@ def test_packed_pair_equals_each_full_sequence(padding_side, icrm):
     torch.testing.assert_close(packed, alone, rtol=0, atol=TOLERANCE)
     if padding_side == "right":  # transformers pools a left-padded batch elsewhere; right padding is TRL's
         torch.testing.assert_close(split_heads(batched)[0], split_heads(alone)[0], rtol=0, atol=TOLERANCE)
+
+
+def test_bank_draw_per_key_shares_one_set_per_key(icrm):
+    model, tokenizer = icrm
+    prompts, completions, columns = _batch()
+    reward = ICRMReward(model, tokenizer, num_demonstrations=2, **MODES["bank_per_key"])
+    encoded = reward.encode(prompts, completions, **columns)
+    by_key = {}
+    for e, key in zip(encoded, columns["preference_id"], strict=True):
+        by_key.setdefault(key, set()).add(tuple(e.prefix_ids))
+    assert all(len(sets) == 1 for sets in by_key.values()) and len(by_key) == 2
+    per_prompt = ICRMReward(model, tokenizer, num_demonstrations=2, **MODES["bank_per_prompt"])
+    assert len({tuple(e.prefix_ids) for e in per_prompt.encode(prompts, completions, **columns)}) > 2
+    with pytest.raises(ValueError, match="bank_draw"):
+        ICRMReward(model, tokenizer, bank_draw="per_group", **MODES["bank_per_prompt"])
+
+
+def test_plain_reward_shares_prompts_and_scores_exactly(tiny_causal_lm, tmp_path):
+    from trl_icrm.rewards import SequenceClassifierReward
+    from trl_icrm.utils.testing import save_random_models
+
+    folder = save_random_models(tmp_path, tiny_causal_lm, num_labels=1)["sequence_classifier"]
+    prompts, completions, _ = _batch()
+    tree = SequenceClassifierReward(folder, batch_size=3)
+    full = SequenceClassifierReward(folder, batch_size=5, use_prefix_cache=False)
+    rows = [
+        EncodedQuery([], tree.renderer.encode_query(p, c), 0, 0) for p, c in zip(prompts, completions, strict=True)
+    ]
+    assert any(shared for _, shared in group_by_prefix(rows))  # the prompts are long enough to be shared
+    torch.testing.assert_close(
+        torch.tensor(tree(prompts, completions)), torch.tensor(full(prompts, completions)), rtol=0, atol=TOLERANCE
+    )

@@ -343,6 +343,52 @@ def classify_suffixes(
     return head(hidden[torch.arange(len(input_ids), device=input_ids.device), last])
 
 
+def classify_packed_suffixes(model, rows: Sequence[Sequence[int]], pad_token_id: int, prefix_cache=None):
+    """Classifier outputs `(len(rows), num_labels)` of token rows that all follow the one prefix of `prefix_cache`
+    (left unchanged; `None` for no prefix), run as one packed sequence: each row attends to the prefix and to itself
+    only, with position ids that continue from the prefix, so each scores as `prefix + row` alone would.
+
+    Against batching the rows (which repeats the prefix's keys and values once per row and pads rows to each other),
+    the prefix is read once and nothing is padded. Each row is pooled at its rightmost token that is not the pad
+    token, as transformers' sequence classifiers pool.
+
+    Example:
+
+    ```python
+    >>> logits = classify_packed_suffixes(model, [[5, 6, 7], [8, 9]], pad_token_id=0, prefix_cache=cache)  # doctest: +SKIP
+    ```
+    """
+    backbone, head = backbone_and_head(model)
+    device = next(backbone.parameters()).device
+    prefix_length = prefix_cache.get_seq_length() if prefix_cache is not None else 0
+    lengths = torch.tensor([len(row) for row in rows], device=device)
+    ids = torch.cat([torch.as_tensor(row, dtype=torch.long, device=device) for row in rows])
+    segment = torch.repeat_interleave(torch.arange(len(rows), device=device), lengths)
+    starts = torch.cumsum(lengths, 0) - lengths
+    local = torch.arange(len(ids), device=device) - starts[segment]
+    allowed = (segment[:, None] == segment[None, :]) & (local[None, :] <= local[:, None])
+    allowed = torch.cat([allowed.new_ones(len(ids), prefix_length), allowed], dim=1)
+    dtype = next(p for p in backbone.parameters() if p.is_floating_point()).dtype
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+    cache = None
+    if prefix_cache is not None:
+        try:
+            cache = expand_prefix_cache(prefix_cache, 1)
+        except TypeError:
+            cache = copy.deepcopy(prefix_cache)
+    hidden = backbone(
+        input_ids=ids[None],
+        attention_mask=mask[None, None],
+        position_ids=(local + prefix_length)[None],
+        past_key_values=cache,
+        use_cache=cache is not None,
+    ).last_hidden_state[0]
+    last = torch.stack(
+        [_last_real(ids[start : start + n], pad_token_id) for start, n in zip(starts, lengths, strict=True)]
+    )
+    return head(hidden[starts + last])
+
+
 def packed_pair_logits(
     model, chosen_ids: torch.Tensor, rejected_ids: torch.Tensor, prefix_length: int, pad_token_id: int
 ):

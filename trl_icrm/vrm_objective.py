@@ -25,6 +25,7 @@ Example:
 >>> out = vrm_loss(torch.ones(1, 3), torch.ones(1, 2), torch.ones(1, 2), -torch.ones(1, 2), torch.ones(1, 2), G, b)
 >>> out.loss.shape, out.kl_w.shape
 (torch.Size([]), torch.Size([1]))
+
 ```
 """
 

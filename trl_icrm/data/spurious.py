@@ -18,6 +18,7 @@ Example:
 >>> from trl_icrm.data.spurious import chosen_is_longer
 >>> chosen_is_longer({"prompt": "Hi", "chosen": "Hello there, friend.", "rejected": "Hi."})
 True
+
 ```
 """
 

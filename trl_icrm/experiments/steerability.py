@@ -51,6 +51,10 @@ class SteerableTrainingArguments:
         default=1536, metadata={"help": "Token bound of demonstrations + query (training and scoring)."}
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank; 0 fine-tunes all weights."})
+    lora_last_layers: int | None = field(
+        default=None,
+        metadata={"help": "LoRA on the last this many layers only (backward stops below them); default: all."},
+    )
     batch_twins: bool = field(
         default=True,
         metadata={
@@ -180,8 +184,18 @@ def _peft_config(args: SteerableTrainingArguments):
 
     from ..modeling import LORA_TARGET_MODULES
 
+    layers = None
+    if args.lora_last_layers:
+        from ..modeling import read_model_config
+
+        total = read_model_config(args.model_name_or_path).get_text_config().num_hidden_layers
+        layers = list(range(max(0, total - args.lora_last_layers), total))
     return LoraConfig(
-        r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules=LORA_TARGET_MODULES, task_type="SEQ_CLS"
+        r=args.lora_r,
+        lora_alpha=2 * args.lora_r,
+        target_modules=LORA_TARGET_MODULES,
+        task_type="SEQ_CLS",
+        layers_to_transform=layers,
     )
 
 

@@ -38,6 +38,7 @@ from ..modeling import is_peft_folder, model_locations, prepare_tokenizer, trans
 from ..utils.default_model import resolve_model_name_or_path
 from .adapter import (
     HeadAdapter,
+    NotARewardModelError,
     PairwiseRewardAdapter,
     check_bt_classifier,
     encode_pairs,
@@ -72,6 +73,7 @@ def load_bt_model(model_name_or_path: str | os.PathLike, trust_remote_code: bool
         raise FileNotFoundError(f"{model_name_or_path!r} is not a saved reward model folder.")
     base_path, _ = model_locations(path)
     adapter = is_peft_folder(path)
+    _check_saved_bt_model(path, adapter, trust_remote_code)
     with transformers_errors_only() if adapter else contextlib.nullcontext():
         model = AutoModelForSequenceClassification.from_pretrained(
             base_path, num_labels=1, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
@@ -83,6 +85,33 @@ def load_bt_model(model_name_or_path: str | os.PathLike, trust_remote_code: bool
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     prepare_tokenizer(tokenizer, unwrap_peft(model))
     return model.eval(), tokenizer
+
+
+def _check_saved_bt_model(path: str, adapter: bool, trust_remote_code: bool) -> None:
+    """A clear error unless `path` holds a BT reward model: a one-output sequence classifier, or a LoRA adapter
+    trained as one (PEFT task `SEQ_CLS`, so its score head is saved with it)."""
+    import json
+
+    from ..modeling import read_model_config
+
+    config = read_model_config(path, trust_remote_code)
+    if getattr(config, "icrm", None) is not None:
+        raise NotARewardModelError(f"{path} is an ICRM model; a Laplace posterior is fitted to a BT reward model.")
+    if adapter:
+        with open(os.path.join(path, "adapter_config.json"), encoding="utf-8") as handle:
+            task = json.load(handle).get("task_type")
+        if task != "SEQ_CLS":
+            raise NotARewardModelError(
+                f"{path} is a PEFT adapter for task {task!r}, not a reward model (a `SEQ_CLS` adapter trained by "
+                "trl.RewardTrainer)."
+            )
+        return
+    classifier = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+    if not classifier or getattr(config, "num_labels", None) != 1:
+        raise NotARewardModelError(
+            f"{path} is not a Bradley-Terry reward model (architectures {config.architectures}, num_labels "
+            f"{getattr(config, 'num_labels', None)}): a Laplace posterior needs a one-output sequence classifier."
+        )
 
 
 def base_model_name(model: Any) -> str:

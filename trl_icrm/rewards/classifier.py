@@ -62,6 +62,8 @@ class SequenceClassifierReward(RewardModel):
         model: Folder, hub id, PEFT adapter folder or loaded model (then pass `tokenizer`).
         tokenizer: The model's tokenizer when `model` is loaded.
         batch_size: Sequences per forward pass.
+        use_prefix_cache: Encode a prompt shared by several completions once (at least 16 tokens of it) and run only
+            the rest of each sequence after it; `False` scores every full sequence. The scores are the same.
         name: The name TRL logs the reward under (default `"bt_reward"`).
         penalty: `None` or `"mean"` (both the score: a BT model reports no variance).
     """
@@ -75,6 +77,7 @@ class SequenceClassifierReward(RewardModel):
         tokenizer=None,
         *,
         batch_size: int = 16,
+        use_prefix_cache: bool = True,
         name: str = "bt_reward",
         penalty: str | None = None,
         trust_remote_code: bool = False,
@@ -89,7 +92,9 @@ class SequenceClassifierReward(RewardModel):
                 "`ICRMReward`."
             )
         self.renderer = DemonstrationRenderer(self.tokenizer)
-        self.scorer = SequenceScorer(self.model, self.tokenizer.pad_token_id, batch_size, use_prefix_cache=False)
+        self.scorer = SequenceScorer(
+            self.model, self.tokenizer.pad_token_id, batch_size, use_prefix_cache, prefix_cache_bytes=0
+        )
 
     def score(self, prompts: Sequence[Any], completions: Sequence[Any], **columns) -> RewardPosterior:
         """The score of every completion (`reward` and `mean`), without variance."""

@@ -19,7 +19,7 @@ import torch
 from ..demonstrations import EncodedQuery
 from ..modeling import (
     cache_nbytes,
-    classify_suffixes,
+    classify_packed_suffixes,
     encode_prefix,
     extend_prefix_cache,
     pad_right,
@@ -36,6 +36,9 @@ DEFAULT_PREFIX_CACHE_BYTES = 2**30
 
 MIN_SHARED_QUERY_TOKENS = 16
 """Fewest leading query tokens (a prompt) that rows after the same demonstrations must share to be encoded once."""
+
+MAX_PACKED_TOKENS = 2048
+"""Most tokens of rows packed into one sequence after a shared prefix (bounds the attention mask's size)."""
 
 
 def load_for_scoring(
@@ -151,7 +154,9 @@ class SequenceScorer:
 
     Rows are arranged as a prefix tree: each distinct prefix (the demonstrations of an ICRM context) is encoded once
     per call and its key-value cache is read by every row after it (one encoded prompt for its G completions); only the
-    suffixes are run, pooled at their last non-pad token as the classifier does. Encoded prefixes are also kept across
+    suffixes are run, packed without padding into one sequence per batch in which each row attends to the prefix and
+    to itself ([`~trl_icrm.modeling.classify_packed_suffixes`]), and pooled at their last non-pad token as the
+    classifier does. Encoded prefixes are also kept across
     calls in a [`PrefixCache`] of `prefix_cache_bytes` (least recently used ones dropped first; `0` keeps none), keyed
     by the model's identity and the prefix tokens, and emptied whenever [`weights_fingerprint`] changes: the reward
     model is frozen while it scores, and a weight update invalidates every entry. A prefix larger than the whole
@@ -215,15 +220,21 @@ class SequenceScorer:
 
     def _forward_cached(self, prefix: tuple[int, ...], shared: tuple[int, ...], suffixes: list) -> torch.Tensor:
         """Outputs of `prefix + shared + suffix` rows: the demonstrations' cache (kept across calls), extended by the
-        tokens the rows share for this call only, then the suffixes in batches against it."""
+        tokens the rows share for this call only, then the suffixes packed into sequences of at most `batch_size` rows
+        and `MAX_PACKED_TOKENS` tokens, each row attending to the prefix and to itself ([`classify_packed_suffixes`])."""
         device = model_device(self.model)
         cache = self._prefix_cache_of(prefix) if prefix else None
         if shared:
             cache = extend_prefix_cache(self.model, cache, torch.tensor(shared, device=device))
-        out = []
-        for start in range(0, len(suffixes), self.batch_size):
-            ids, mask = pad_right(suffixes[start : start + self.batch_size], self.pad_token_id, device)
-            out.append(classify_suffixes(self.model, ids, mask, self.pad_token_id, cache).float())
+        out, pack, tokens = [], [], 0
+        for row in [*suffixes, None]:
+            full = row is None or len(pack) == self.batch_size or (pack and tokens + len(row) > MAX_PACKED_TOKENS)
+            if full and pack:
+                out.append(classify_packed_suffixes(self.model, pack, self.pad_token_id, cache).float())
+                pack, tokens = [], 0
+            if row is not None:
+                pack.append(row)
+                tokens += len(row)
         return torch.cat(out)
 
     def _check_weights(self) -> None:
@@ -257,7 +268,7 @@ class SequenceScorer:
     def _score(self, encoded: Sequence[EncodedQuery], logits: list, cached: bool) -> torch.Tensor:
         naive = []
         for (prefix, shared), members in group_by_prefix(encoded, cached).items():
-            if (prefix or shared) and cached and not self._cache_failed:
+            if cached and not self._cache_failed:
                 try:
                     skip = len(prefix) + len(shared)
                     scored = self._forward_cached(prefix, shared, [encoded[i].input_ids[skip:] for i in members])

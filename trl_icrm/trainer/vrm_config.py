@@ -31,6 +31,7 @@ class VRMConfig(RewardConfig):
     >>> args = VRMConfig(output_dir="vrm-model", num_objectives=16, num_features=4, supervision_loss="hinge")
     >>> args.vrm_settings().num_objectives
     16
+
     ```
 
     Parameters:
