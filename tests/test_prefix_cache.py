@@ -172,21 +172,21 @@ def test_weight_changes_invalidate_the_cache(how, random_icrm_dir):
     reward = ICRMReward(model, tokenizer)
     before = _rewards(reward, prompts, completions, columns)
     assert reward.cache_info()["entries"] > 0
-    weight = model.model.layers[0].self_attn.k_proj  # only the demonstrations' keys see this change first
+    weight = model.model.layers[0].self_attn.v_proj
     if how == "no_grad":
         with torch.no_grad():
-            weight.weight.mul_(1.5)
+            weight.weight.mul_(3.0)
     elif how == "data":
-        weight.weight.data.mul_(1.5)  # behind autograd's back: no version bump, seen by the value probe
+        weight.weight.data.mul_(3.0)  # behind autograd's back: no version bump, seen by the value probe
     elif how == "replace":
-        weight.weight = torch.nn.Parameter(weight.weight.detach() * 1.5)
+        weight.weight = torch.nn.Parameter(weight.weight.detach() * 3.0)
     else:
         state = {k: v.clone() for k, v in model.state_dict().items()}
-        state["model.layers.0.self_attn.k_proj.weight"] *= 1.5
+        state["model.layers.0.self_attn.v_proj.weight"] *= 3.0
         model.load_state_dict(state)
     after = _rewards(reward, prompts, completions, columns)
     reference = _reference(reward, prompts, completions, columns)
-    assert (reference - before).abs().max() > 1e-4  # the change matters
+    assert (reference - before).abs().max() > 1e-3  # the change matters
     torch.testing.assert_close(after, reference, rtol=0, atol=TOLERANCE)
 
 
