@@ -523,6 +523,20 @@ def test_several_paths_form_an_ensemble(random_icrm_dir):
     assert results[0].extras["member_spread"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_prefix_cache_limit_reaches_the_served_icrm_model(random_icrm_dir):
+    from trl_icrm.serving.loading import load_serving_reward
+
+    default = load_serving_reward([random_icrm_dir], allow_zero_shot=True)
+    limited = load_serving_reward([random_icrm_dir], allow_zero_shot=True, prefix_cache_bytes=0)
+    assert limited.cache_info()["max_bytes"] == 0 < default.cache_info()["max_bytes"]
+    first = limited.score(["q?", "q?"], [" yes", " no"], demonstrations=[DEMOS_A, DEMOS_A]).reward
+    again = limited.score(["q?", "q?"], [" yes", " no"], demonstrations=[DEMOS_A, DEMOS_A]).reward
+    cached = default.score(["q?", "q?"], [" yes", " no"], demonstrations=[DEMOS_A, DEMOS_A]).reward
+    assert limited.cache_info()["entries"] == 0 and default.cache_info()["entries"] == 1
+    np.testing.assert_allclose(first, again, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(first, cached, rtol=0, atol=2e-6)
+
+
 # The parts without a server
 def test_parsing_splits_queries_and_reads_labels():
     config, policy = ServingConfig(), DemonstrationPolicy(bank=BANK, required=True)

@@ -84,6 +84,13 @@ class ServeScriptArguments:
         },
     )
     batch_size: int = field(default=16, metadata={"help": "Sequences per forward pass of the reward model."})
+    prefix_cache_bytes: int | None = field(
+        default=None,
+        metadata={
+            "help": "Bytes of encoded demonstration sets an ICRM model keeps across requests (least recently used "
+            "dropped first; 0: none kept); default: the reward's own (1 GiB)."
+        },
+    )
     device: str = field(
         default="auto", metadata={"help": "Device of the reward model: 'auto' (CUDA if available), 'cpu', 'cuda:0'."}
     )
@@ -123,6 +130,7 @@ def build_app(script_args: ServeScriptArguments, config: ServingConfig):
         max_length=script_args.max_length,
         device=resolve_device(script_args.device),
         trust_remote_code=script_args.trust_remote_code,
+        prefix_cache_bytes=script_args.prefix_cache_bytes,
     )
     return create_app(reward, config, demonstration_bank=bank)
 

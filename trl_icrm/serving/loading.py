@@ -31,11 +31,19 @@ DEMONSTRATIONS_COLUMN = "demonstrations"
 
 
 def _kind_kwargs(
-    kind: str, name: str, allow_zero_shot: bool, batch_size: int, max_length: int | None, trust_remote_code: bool
+    kind: str,
+    name: str,
+    allow_zero_shot: bool,
+    batch_size: int,
+    max_length: int | None,
+    trust_remote_code: bool,
+    prefix_cache_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of the registered loader of `kind`: ICRM, VRM and BT take these; other kinds get none."""
     if kind == "icrm":
+        cache = {} if prefix_cache_bytes is None else {"prefix_cache_bytes": prefix_cache_bytes}
         return {
+            **cache,
             "name": name,
             "demonstrations_column": DEMONSTRATIONS_COLUMN,
             "allow_zero_shot": allow_zero_shot,
@@ -61,13 +69,15 @@ def load_serving_reward(
     max_length: int | None = None,
     device: str | None = None,
     trust_remote_code: bool = False,
+    prefix_cache_bytes: int | None = None,
 ):
     """The reward model the server scores with: one saved reward model loaded through `trl_icrm.load_reward` (its kind
     read from its config with `kind="auto"`), or an `EnsembleReward` of several. The server's reward is its posterior
     under `penalty` / `penalty_coef` (`None`: the model's point reward, e.g. ICRM's logit r).
 
     ICRM models read each completion's demonstrations from the `demonstrations` column (per request); with
-    `allow_zero_shot` a completion without any is scored zero-shot.
+    `allow_zero_shot` a completion without any is scored zero-shot. `prefix_cache_bytes` bounds the encoded
+    demonstration sets an ICRM model keeps across requests (`None`: its default, `0`: none kept).
     """
     from ..rewards import EnsembleReward, RewardModel, load_reward, reward_model_kind
     from ..rewards.penalties import check_penalty
@@ -82,7 +92,9 @@ def load_serving_reward(
         if path_kind == "verifier":
             raise ValueError("The math-verify reward has no model to serve; serve a reward model (ICRM, BT, ...).")
         name = Path(str(path).rstrip("/")).name or str(path)
-        kwargs = _kind_kwargs(path_kind, name, allow_zero_shot, batch_size, max_length, trust_remote_code)
+        kwargs = _kind_kwargs(
+            path_kind, name, allow_zero_shot, batch_size, max_length, trust_remote_code, prefix_cache_bytes
+        )
         member = load_reward(path, kind=path_kind, **kwargs)
         if not isinstance(member, RewardModel):
             raise ValueError(f"{path} ({path_kind}) is not a trl-icrm RewardModel; it cannot be served.")
