@@ -40,7 +40,7 @@ def load_sequence_classifier(model_name_or_path, tokenizer=None, trust_remote_co
         )
     if getattr(config, "vrm", None) is not None or getattr(config, "icrm", None) is not None:
         raise ValueError(
-            f"{model_name_or_path} is {describe_model_kind(config)}, not a conventional one-output reward model."
+            f"{model_name_or_path} is {describe_model_kind(config)}; a conventional reward model has one output."
         )
     tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
