@@ -111,8 +111,10 @@ def test_registry_detects_and_loads_every_kind(random_icrm_dir, bt_dir, tiny_seq
     assert isinstance(build_reward("bt", bt_dir), SequenceClassifierReward)
     with pytest.raises(ValueError, match="none of the known kinds"):
         reward_model_kind(tiny_sequence_classifier)  # two outputs, no ICRM settings
-    with pytest.raises(ValueError, match="Unknown reward kind 'vrm'"):
-        load_reward(bt_dir, kind="vrm")
+    with pytest.raises(ValueError, match="Unknown reward kind 'laplace-vrm'"):
+        load_reward(bt_dir, kind="laplace-vrm")
+    with pytest.raises(ValueError, match="is a Bradley-Terry reward model .*, not a VRM reward model"):
+        load_reward(bt_dir, kind="vrm")  # a registered kind forced on a model of another kind names the model's
     with pytest.raises(ValueError, match="needs a reward model"):
         build_reward("icrm")
 
