@@ -259,7 +259,6 @@ class SequenceScorer:
         cached = self.use_prefix_cache and not self._cache_failed
         if cached:
             self._check_weights()
-        self._last_prefix = None
         try:
             return self._score(encoded, logits, cached)
         finally:
