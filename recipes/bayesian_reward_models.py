@@ -8,7 +8,9 @@ skipped, so a rerun resumes and a new proxy is added by scoring only it):
 2. `candidates`: N answers per held-out problem, sampled once from the policy;
 3. `bt`: small BT LoRA reward models (`trl-icrm train --method bt --no_merge_lora`), one per `--seeds`;
 4. `laplace`: a Laplace posterior for each (`trl-icrm laplace`, LoRA-KFAC and last layer);
-5. `icrm` (with `--icrm_steps` > 0): an ICRM model on the same pairs (`trl-icrm train --method icrm`);
+5. `icrm` (with `--icrm_steps` > 0): an ICRM model on the same pairs (`trl-icrm train --method icrm`), scored with
+   `--icrm_demonstrations` training pairs of the problem's family in context;
+   `vrm` (with `--vrm_steps` > 0): a VRM model on the same pairs (`trl-icrm train --method vrm`);
 6. `scores`: every proxy's mean (and variance) on the candidates, and math-verify gold; one `.npz` per proxy;
 7. `curves`: best-of-n proxy and gold vs KL_bon for every method (`--methods`, a JSON list of
    `{name, members, penalty, coef}` over the proxy names), exact order-statistics estimator, bootstrap intervals over
@@ -32,9 +34,17 @@ from pathlib import Path
 import numpy as np
 
 
-MAIN_PENALIZED = ("LA std", "LA var", "LA last-layer std", "LA Ens std", "LA Ens last-layer std", "ICRM lcb")
+MAIN_PENALIZED = (
+    "LA std",
+    "LA var",
+    "LA last-layer std",
+    "LA Ens std",
+    "LA Ens last-layer std",
+    "ICRM lcb",
+    "VRM std",
+)
 """Penalized methods drawn (at k = 1) in the main figure; every k is in the CSV and the full figure."""
-STEPS = ("preferences", "candidates", "bt", "laplace", "icrm", "scores", "curves", "calibration")
+STEPS = ("preferences", "candidates", "bt", "laplace", "icrm", "vrm", "scores", "curves", "calibration")
 
 
 @dataclass
@@ -52,12 +62,19 @@ class ExperimentArguments:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One BT model per seed (Ens)."})
     bt_steps: int = field(default=20, metadata={"help": "Training steps of each BT model (4 pairs a step)."})
     icrm_steps: int = field(default=0, metadata={"help": "Training steps of the ICRM proxy (0: none)."})
+    icrm_demonstrations: int = field(
+        default=4, metadata={"help": "K of the ICRM proxy: trained with 0..K, scored with K of the problem's family."}
+    )
+    vrm_steps: int = field(default=0, metadata={"help": "Training steps of the VRM proxy (0: none)."})
     num_prompts: int = field(default=32, metadata={"help": "Held-out problems of the best-of-n experiment."})
     num_candidates: int = field(default=64, metadata={"help": "N answers sampled per problem."})
     num_scored_prompts: int | None = field(
         default=None, metadata={"help": "Score and draw only the first prompts of the candidates (none: all)."}
     )
     max_new_tokens: int = field(default=96, metadata={"help": "Most tokens per sampled answer."})
+    temperature: float = field(
+        default=0.7, metadata={"help": "Sampling temperature of the policy, for the pairs and the candidates."}
+    )
     difficulties: list[int] = field(default_factory=lambda: [1], metadata={"help": "Problem difficulties."})
     lora_posterior_seeds: list[int] | None = field(
         default=None, metadata={"help": "Seeds whose LoRA-KFAC posterior scores the candidates (default: all)."}
@@ -102,6 +119,8 @@ def step_preferences(args, out: Path) -> None:
         str(args.samples_per_problem),
         "--max_new_tokens",
         str(args.pair_max_new_tokens),
+        "--temperature",
+        str(args.temperature),
         "--model_name_or_path",
         args.model_name_or_path,
         "--output_dir",
@@ -124,7 +143,7 @@ def step_candidates(args, out: Path) -> None:
         reward_funcs=[_unused],
         n=args.num_candidates,
         max_new_tokens=args.max_new_tokens,
-        temperature=1.0,
+        temperature=args.temperature,
         seed=0,
         progress_bar=True,
     )
@@ -190,20 +209,30 @@ def step_laplace(args, out: Path) -> None:
 
 
 def step_icrm(args, out: Path) -> None:
-    if args.icrm_steps <= 0 or (out / "icrm").is_dir():
+    train_proxy(args, out, "icrm", args.icrm_steps, "--max_demonstrations", str(args.icrm_demonstrations))
+
+
+def step_vrm(args, out: Path) -> None:
+    train_proxy(args, out, "vrm", args.vrm_steps)
+
+
+def train_proxy(args, out: Path, method: str, steps: int, *options: str) -> None:
+    """Train the `method` proxy on the pairs into `out/method` (`steps` 0: none; a saved model: done already)."""
+    if steps <= 0 or any((out / method).glob("*.safetensors")):
         return
     cli(
         "train",
         "--method",
-        "icrm",
+        method,
         "--model_name_or_path",
         args.model_name_or_path,
         "--dataset_path",
         str(out / "preferences"),
         "--output_dir",
-        str(out / "icrm"),
+        str(out / method),
         "--max_steps",
-        str(args.icrm_steps),
+        str(steps),
+        *options,
         "--max_length",
         "768",
         "--report_to",
@@ -220,17 +249,40 @@ def proxy_specs(args, out: Path) -> dict[str, dict]:
         specs[f"bt{seed}_ll"] = {"path": str(bt_dir(out, seed)), "kind": "laplace", "subset": "last_layer"}
         if seed in lora_seeds:
             specs[f"bt{seed}_lora"] = {"path": str(bt_dir(out, seed)), "kind": "laplace", "subset": "lora"}
-    if (out / "icrm").is_dir():
-        specs["icrm"] = {"path": str(out / "icrm"), "kind": "icrm"}
+    for kind in ("icrm", "vrm"):
+        if any((out / kind).glob("*.safetensors")):
+            specs[kind] = {"path": str(out / kind), "kind": kind}
     return specs
 
 
-def load_proxy(spec: dict, name: str, candidates):
+def load_proxy(args, out: Path, spec: dict, name: str):
+    """The reward of one proxy. ICRM reads `--icrm_demonstrations` training pairs of the problem's family (one set per
+    family, the same for every candidate of it)."""
     from trl_icrm.rewards import load_reward
 
     if spec["kind"] == "icrm":
-        return load_reward(spec["path"], kind="icrm", allow_zero_shot=True, name=name)
+        return load_reward(
+            spec["path"],
+            kind="icrm",
+            demonstration_bank=family_bank(out / "preferences"),
+            bank_key_column="family",
+            num_demonstrations=args.icrm_demonstrations,
+            bank_draw="per_key",
+            name=name,
+        )
+    if spec["kind"] == "vrm":
+        return load_reward(spec["path"], kind="vrm", name=name)
     return load_reward(spec["path"], kind=spec["kind"], subset=spec["subset"], name=name)
+
+
+def family_bank(preferences: Path) -> dict[str, list[dict]]:
+    """The training pairs by problem family: `{family: [{prompt, chosen, rejected}, ...]}`."""
+    from datasets import load_from_disk
+
+    bank = {}
+    for row in load_from_disk(str(preferences)):
+        bank.setdefault(row["family"], []).append({key: row[key] for key in ("prompt", "chosen", "rejected")})
+    return bank
 
 
 def step_scores(args, out: Path) -> None:
@@ -252,7 +304,7 @@ def step_scores(args, out: Path) -> None:
         if (cache / f"{name}.npz").is_file():
             continue
         started = time.perf_counter()
-        reward = MathVerifyReward() if name == "gold" else load_proxy(spec, name, candidates)
+        reward = MathVerifyReward() if name == "gold" else load_proxy(args, out, spec, name)
         cached_proxy_scores(candidates, name, reward, cache, with_uncertainty=name != "gold", generation_batch_size=64)
         timings[name] = time.perf_counter() - started
         (cache / "timings.json").write_text(json.dumps(timings, indent=2))
@@ -282,6 +334,9 @@ def default_methods(args, out: Path) -> list[dict]:
     if "icrm" in specs:
         methods.append({"name": "ICRM", "members": ["icrm"]})
         methods += [{"name": f"ICRM lcb k={k:g}", "members": ["icrm"], "penalty": "lcb", "coef": k} for k in args.ks]
+    if "vrm" in specs:
+        methods.append({"name": "VRM", "members": ["vrm"]})
+        methods += [{"name": f"VRM std k={k:g}", "members": ["vrm"], "penalty": "lcb", "coef": k} for k in args.ks]
     return methods
 
 
@@ -302,7 +357,7 @@ def step_curves(args, out: Path) -> None:
     config = {**vars(args), "methods": methods, "gold_accuracy_of_all_samples": float(np.nanmean(gold))}
     title = f"Best-of-n, {gold.shape[0]} prompts, N = {gold.shape[1]}: BT (MAP), Laplace, ensembles"
     save_curves(curves, out / "curves", config, title=title)
-    main_names = {"MAP", "Ens", "ICRM"} | {f"{label} k=1" for label in MAIN_PENALIZED}
+    main_names = {"MAP", "Ens", "ICRM", "VRM"} | {f"{label} k=1" for label in MAIN_PENALIZED}
     plot_curves([c for c in curves if c.name in main_names], out / "curves" / "main.png", title=title)
     table = []
     for curve in curves:

@@ -103,19 +103,27 @@ def _jacobian(posterior, tokenizer, rows):
     return torch.stack(jacobians).reshape(*outputs.shape, -1).double(), outputs.detach().double()
 
 
-def _brute_force_variance(posterior, pairs, tokenizer, test_rows, structure):
-    """Lambda = J P^-1 J^T with P = GGN of the BT likelihood + prior precision, all explicit."""
+def _pair_rows(tokenizer, pairs):
     from trl_icrm.demonstrations import DemonstrationRenderer
     from trl_icrm.laplace.adapter import encode_pairs, pack_rows
 
-    encoded = encode_pairs(DemonstrationRenderer(tokenizer), pairs)
-    jac, rewards = _jacobian(posterior, tokenizer, pack_rows([side for pair in encoded for side in pair], 2))
+    return pack_rows([side for pair in encode_pairs(DemonstrationRenderer(tokenizer), pairs) for side in pair], 2)
+
+
+def _brute_force_precision(posterior, pairs, tokenizer, structure):
+    """P = GGN of the BT likelihood + prior precision, explicit."""
+    jac, rewards = _jacobian(posterior, tokenizer, _pair_rows(tokenizer, pairs))
     chosen_prob = torch.sigmoid(rewards[:, 0] - rewards[:, 1])
     difference = jac[:, 0] - jac[:, 1]
     ggn = torch.einsum("n,np,nq->pq", chosen_prob * (1 - chosen_prob), difference, difference)
     if structure == "diag":
         ggn = torch.diag(torch.diagonal(ggn))
-    precision = ggn + posterior.prior_precision * torch.eye(len(ggn), dtype=torch.float64)
+    return ggn + posterior.prior_precision * torch.eye(len(ggn), dtype=torch.float64)
+
+
+def _brute_force_variance(posterior, pairs, tokenizer, test_rows, structure):
+    """Lambda = J P^-1 J^T with P = GGN of the BT likelihood + prior precision, all explicit."""
+    precision = _brute_force_precision(posterior, pairs, tokenizer, structure)
     test_jac, test_rewards = _jacobian(posterior, tokenizer, test_rows)
     test_jac = test_jac[:, 0]
     variance = torch.einsum("np,pq,nq->n", test_jac, torch.linalg.inv(precision), test_jac)
@@ -135,6 +143,29 @@ def test_predictive_variance_matches_brute_force(bt_lora_dir, subset, structure)
     torch.testing.assert_close(mean, expected_mean, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(variance, expected_variance, rtol=1e-3, atol=1e-7)
     assert (variance > 0).all()
+
+
+def test_pair_probability_is_the_probit_of_the_margin_with_the_joint_covariance(bt_lora_dir):
+    """The held-out pair probability reads the pair's 2x2 predictive covariance (explicit J P^-1 J^T here), and the
+    Laplace probability never changes which side the MAP model prefers (it only shrinks towards 1/2)."""
+    from trl_icrm.laplace import fit_laplace
+    from trl_icrm.laplace.evaluation import pair_predictions
+
+    model, tokenizer = _fresh(bt_lora_dir)
+    pairs = _pairs(16)
+    posterior = fit_laplace(model, tokenizer, pairs, subset="last_layer", progress_bar=False)
+    held_out = _pairs(6, seed=3)
+    predictions = pair_predictions(posterior, tokenizer, held_out)
+    covariance_of_weights = torch.linalg.inv(_brute_force_precision(posterior, pairs, tokenizer, "full"))
+    jac, rewards = _jacobian(posterior, tokenizer, _pair_rows(tokenizer, held_out))
+    covariance = torch.einsum("nip,pq,njq->nij", jac, covariance_of_weights, jac)
+    margin_variance = covariance[:, 0, 0] + covariance[:, 1, 1] - 2 * covariance[:, 0, 1]
+    expected = torch.sigmoid((rewards[:, 0] - rewards[:, 1]) / torch.sqrt(1 + torch.pi / 8 * margin_variance))
+    torch.testing.assert_close(predictions["laplace_prob"], expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(predictions["variance_chosen"], covariance[:, 0, 0], rtol=1e-3, atol=1e-7)
+    map_side, laplace_side = predictions["map_prob"] > 0.5, predictions["laplace_prob"] > 0.5
+    assert torch.equal(map_side, laplace_side)
+    assert ((predictions["laplace_prob"] - 0.5).abs() <= (predictions["map_prob"] - 0.5).abs() + 1e-9).all()
 
 
 @pytest.mark.parametrize("subset", ["lora", "last_layer"])
@@ -209,8 +240,18 @@ def test_save_load_round_trip_and_registry(bt_lora_dir, tmp_path, subset):
     assert loaded.prior_precision == posterior.prior_precision
     torch.testing.assert_close(after[0], before[0], rtol=0, atol=0)
     torch.testing.assert_close(after[1], before[1], rtol=0, atol=0)
+    laplace_object = loaded.laplace
+    moved = loaded.to("cpu").predict_rows(rows)  # the posterior object is rebuilt on the moved model, from its state
+    assert loaded.laplace is not laplace_object
+    torch.testing.assert_close(moved[0], before[0], rtol=0, atol=0)
+    torch.testing.assert_close(moved[1], before[1], rtol=0, atol=0)
     assert reward_model_kind(folder) == "laplace"
     reward = load_reward(folder, penalty="lcb", penalty_coef=2.0, chunk_size=4)  # as predict_rows batches
+    from trl_icrm.serving.loading import move_to_device
+
+    laplace_object = reward.posterior.laplace
+    move_to_device(reward, "cpu")  # the server's --device moves the posterior along with the model
+    assert reward.posterior.laplace is not laplace_object
     scored = reward.score(["Say apple.", "Hi"], [" apple stone yes", " hello there"])
     np.testing.assert_array_equal(scored.variance, before[1].numpy())
     expected = before[0].numpy() - 2.0 * np.sqrt(before[1].numpy())
@@ -355,10 +396,12 @@ def test_experiment_recipe_end_to_end_on_tiny_models(tiny_causal_lm, tmp_path):
     command += ["--model_name_or_path", tiny_causal_lm, "--num_problems", "8", "--samples_per_problem", "2"]
     command += ["--pair_max_new_tokens", "16", "--max_new_tokens", "16", "--num_prompts", "4", "--num_candidates", "8"]
     command += ["--seeds", "0", "1", "--bt_steps", "2", "--num_bootstrap", "20", "--lora_posterior_seeds", "0"]
+    command += ["--icrm_steps", "2", "--icrm_demonstrations", "2", "--vrm_steps", "2"]
     subprocess.run(command, check=True, cwd=root, capture_output=True)
     table = json.loads((out / "gold_at_max_n.json").read_text())
     names = {row["method"] for row in table}
     assert {"MAP", "LA std k=1", "LA var k=1", "LA last-layer std k=1", "Ens", "LA Ens last-layer std k=1"} <= names
+    assert {"ICRM", "ICRM lcb k=1", "VRM", "VRM std k=1"} <= names
     assert all(row["n"] == 8 for row in table)
     assert (out / "curves" / "best_of_n_curves.csv").is_file() and (out / "curves" / "main.png").is_file()
     calibration = json.loads((out / "calibration.json").read_text())

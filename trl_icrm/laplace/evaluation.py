@@ -2,11 +2,15 @@
 """Calibration and uncertainty of a Laplace reward model on preference pairs, against its MAP model.
 
 [`pair_predictions`] gives, for each pair, the MAP probability that the chosen side wins, sigmoid(r_c - r_r), the
-Laplace one (laplace-torch's GLM predictive of the pair with the probit approximation, the pair's 2x2 covariance
-included) and each side's predictive variance. [`calibration_summary`] turns them into ECEs and reliability bins
-(`trl_icrm.evaluation.calibration`, both orientations of every pair so that the outcome is not always 1) and the
-mean variance, so that two data sets (the training distribution and another one) give the off-distribution variance
-ratio.
+Laplace one and each side's predictive variance. The Laplace probability is the probit approximation of the
+Bradley-Terry link on the margin, sigmoid(m / sqrt(1 + pi/8 v)), with m and v the mean and variance of r_c - r_r under
+laplace-torch's GLM predictive of the pair (its 2x2 covariance). laplace-torch's own `link_approx="probit"` treats the
+pair as two softmax classes and scales each logit by its own variance, ignoring the covariance: with unequal
+variances that can flip which side wins, so the margin is used instead.
+
+[`calibration_summary`] turns them into ECEs and reliability bins (`trl_icrm.evaluation.calibration`, both
+orientations of every pair so that the outcome is not always 1) and the mean variance, so that two data sets (the
+training distribution and another one) give the off-distribution variance ratio.
 
 Example:
 
@@ -58,10 +62,9 @@ def pair_predictions(
             inputs = pooled_features(posterior.model, inputs, posterior.pad_token_id)
         rewards = _map_rewards(posterior, inputs)
         out["map_prob"].append(torch.sigmoid(rewards[:, 0] - rewards[:, 1]))
-        probs = posterior.laplace(inputs, pred_type="glm", link_approx="probit", fitting=True)
-        out["laplace_prob"].append(probs[:, 0].detach().double())
-        _, variance = posterior.predict_rows(rows.flatten(0, 1).unsqueeze(1), chunk_size=1)
-        out["variance"].append(variance.reshape(-1, 2))
+        mean, covariance = posterior.laplace(inputs, pred_type="glm")  # (b, 2) and (b, 2, 2): r_c, r_r jointly
+        out["laplace_prob"].append(margin_probit(mean.double(), covariance.double()))
+        out["variance"].append(torch.diagonal(covariance, dim1=-2, dim2=-1).double().clamp_min(0.0))
     variance = torch.cat(out["variance"])
     return {
         "map_prob": torch.cat(out["map_prob"]),
@@ -69,6 +72,14 @@ def pair_predictions(
         "variance_chosen": variance[:, 0],
         "variance_rejected": variance[:, 1],
     }
+
+
+def margin_probit(mean: torch.Tensor, covariance: torch.Tensor) -> torch.Tensor:
+    """P(first side wins) under a Gaussian `(mean (b, 2), covariance (b, 2, 2))` of the two rewards, by the probit
+    approximation E[sigmoid(m)] ~ sigmoid(mu / sqrt(1 + pi/8 var)) of the margin m = r_0 - r_1."""
+    margin = mean[:, 0] - mean[:, 1]
+    variance = (covariance[:, 0, 0] + covariance[:, 1, 1] - 2 * covariance[:, 0, 1]).clamp_min(0.0)
+    return torch.sigmoid(margin / torch.sqrt(1.0 + torch.pi / 8 * variance))
 
 
 def calibration_summary(predictions: Mapping[str, torch.Tensor], num_bins: int = 10) -> dict[str, Any]:
@@ -88,4 +99,4 @@ def calibration_summary(predictions: Mapping[str, torch.Tensor], num_bins: int =
     return summary
 
 
-__all__ = ["calibration_summary", "pair_predictions"]
+__all__ = ["calibration_summary", "margin_probit", "pair_predictions"]

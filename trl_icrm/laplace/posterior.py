@@ -94,15 +94,31 @@ class LaplacePosterior:
         from .adapter import pooled_features
 
         means, variances = [], []
+        device = next(self.model.parameters()).device
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
             chunk = chunk[..., : int((chunk >= 0).flatten(0, -2).any(0).nonzero().max()) + 1]  # drop all-pad columns
+            chunk = chunk.to(device)
             if self.subset == "last_layer":
                 chunk = pooled_features(self.model, chunk, self.pad_token_id)
             mean, variance = self.laplace(chunk, pred_type="glm")
-            means.append(mean.detach().reshape(-1))
-            variances.append(variance.detach().reshape(-1))
+            means.append(mean.detach().reshape(-1).cpu())
+            variances.append(variance.detach().reshape(-1).cpu())
         return torch.cat(means).double(), torch.cat(variances).double().clamp_min(0.0)
+
+    def to(self, device: str | torch.device) -> LaplacePosterior:
+        """Move the model and the posterior (curvature, mean, prior) to `device`, e.g. a GPU to serve it; returns
+        `self`. laplace-torch's posterior objects have no `.to`: the object is rebuilt on the moved model from its
+        state."""
+        from .fit import make_laplace
+
+        state = self.laplace.state_dict()
+        self.model.to(device)
+        self.adapter.to(device)
+        laplace = make_laplace(self.adapter, self.structure)
+        laplace.load_state_dict(_to_device(state, torch.device(device)))
+        self.laplace = laplace
+        return self
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The posterior's tensors for safetensors: curvature, prior precision and mean, loss."""
@@ -146,6 +162,17 @@ class LaplacePosterior:
         finally:
             temporary.unlink(missing_ok=True)
         return str(path)
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """Every tensor of a (nested) laplace-torch state dict on `device`."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    return value
 
 
 __all__ = [

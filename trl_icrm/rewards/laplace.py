@@ -80,6 +80,11 @@ class LaplaceReward(RewardModel):
     def subset(self) -> str:
         return self.posterior.subset
 
+    def to(self, device: Any) -> LaplaceReward:
+        """Move the reward model and its posterior to `device` (the reward server's `--device`); returns `self`."""
+        self.posterior.to(device)
+        return self
+
     def score(self, prompts: Sequence[Any], completions: Sequence[Any], **columns) -> RewardPosterior:
         """MAP reward (`reward`, `mean`) and Laplace predictive variance of every completion."""
         from ..laplace.adapter import pack_rows

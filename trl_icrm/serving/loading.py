@@ -112,6 +112,9 @@ def load_serving_reward(
 def move_to_device(reward: Any, device: str) -> None:
     """Move the model(s) of a reward model (or of every member of an ensemble) to `device`."""
     for member in getattr(reward, "members", None) or [reward]:
+        if callable(getattr(member, "to", None)):  # rewards whose state is more than `.model` (Laplace posteriors)
+            member.to(device)
+            continue
         model = getattr(member, "model", None)
         if model is not None and hasattr(model, "to"):
             model.to(device)
