@@ -257,7 +257,7 @@ def proxy_specs(args, out: Path) -> dict[str, dict]:
 
 def load_proxy(args, out: Path, spec: dict, name: str):
     """The reward of one proxy. ICRM reads `--icrm_demonstrations` training pairs of the problem's family (one set per
-    family, the same for every candidate of it)."""
+    family, the same for every candidate of it; zero-shot for a family without training pairs)."""
     from trl_icrm.rewards import load_reward
 
     if spec["kind"] == "icrm":
@@ -268,6 +268,7 @@ def load_proxy(args, out: Path, spec: dict, name: str):
             bank_key_column="family",
             num_demonstrations=args.icrm_demonstrations,
             bank_draw="per_key",
+            allow_zero_shot=True,
             name=name,
         )
     if spec["kind"] == "vrm":

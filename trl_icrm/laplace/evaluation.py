@@ -36,11 +36,6 @@ from .adapter import encode_pairs, pack_rows, pooled_features
 from .posterior import LaplacePosterior
 
 
-@torch.no_grad()
-def _map_rewards(posterior: LaplacePosterior, inputs: torch.Tensor) -> torch.Tensor:
-    return posterior.adapter(inputs).double()
-
-
 def pair_predictions(
     posterior: LaplacePosterior,
     tokenizer: Any,
@@ -56,14 +51,14 @@ def pair_predictions(
     encoded = encode_pairs(DemonstrationRenderer(tokenizer), pairs, max_length)
     out: dict[str, list[torch.Tensor]] = {"map_prob": [], "laplace_prob": [], "variance": []}
     for start in range(0, len(encoded), batch_size):
-        rows = pack_rows([side for pair in encoded[start : start + batch_size] for side in pair], per_item=2)
-        inputs = rows
+        inputs = pack_rows([side for pair in encoded[start : start + batch_size] for side in pair], per_item=2)
         if posterior.subset == "last_layer":
             inputs = pooled_features(posterior.model, inputs, posterior.pad_token_id)
-        rewards = _map_rewards(posterior, inputs)
-        out["map_prob"].append(torch.sigmoid(rewards[:, 0] - rewards[:, 1]))
-        mean, covariance = posterior.laplace(inputs, pred_type="glm")  # (b, 2) and (b, 2, 2): r_c, r_r jointly
-        out["laplace_prob"].append(margin_probit(mean.double(), covariance.double()))
+        # GLM predictive of (r_c, r_r): the mean is the MAP model's output, the (b, 2, 2) covariance J Sigma J^T
+        mean, covariance = posterior.laplace(inputs, pred_type="glm")
+        mean = mean.detach().double()
+        out["map_prob"].append(torch.sigmoid(mean[:, 0] - mean[:, 1]))
+        out["laplace_prob"].append(margin_probit(mean, covariance.double()))
         out["variance"].append(torch.diagonal(covariance, dim1=-2, dim2=-1).double().clamp_min(0.0))
     variance = torch.cat(out["variance"])
     return {
