@@ -24,8 +24,8 @@ from trl_icrm import (
     reward_model_kind,
 )
 from trl_icrm.rewards import EnsembleReward, SequenceClassifierReward
-from trl_icrm.vrm_modeling import load_vrm_model
-from trl_icrm.vrm_objective import kl_terms, mean_reward, reward_moments, supervision_loss, vrm_loss
+from trl_icrm.vrm.modeling import load_vrm_model
+from trl_icrm.vrm.objective import kl_terms, mean_reward, reward_moments, supervision_loss, vrm_loss
 
 from conftest import training_args as _args
 

@@ -4,7 +4,7 @@
 The library, by concept (each a subpackage or module; names below import from `trl_icrm` directly):
 
 - `objective`, `modeling`: the ICRM method (variational Beta-Bradley-Terry loss; the two-headed model);
-- `vrm_objective`, `vrm_modeling`: the VRM method (latent objective weights and semantic features; its head);
+- `vrm` (`objective`, `modeling`): the VRM method (latent objective weights and semantic features; its head);
 - `demonstrations`: rendering demonstrations into a model input, and the one demonstration sampler;
 - `trainer`: `ICRMConfig`, `ICRMRewardTrainer`, `VRMConfig`, `VRMRewardTrainer` (on `trl.RewardTrainer`),
   `bt_config_from`;
@@ -59,8 +59,8 @@ _EXPORTS = {
         "bt_config_from",
         "save_reward_model",
     ],
-    "trl_icrm.vrm_modeling": ["VRMSettings", "load_vrm_model"],
-    "trl_icrm.vrm_objective": ["vrm_loss"],
+    "trl_icrm.vrm.modeling": ["VRMSettings", "load_vrm_model"],
+    "trl_icrm.vrm.objective": ["vrm_loss"],
     "trl_icrm.utils.default_model": ["DEFAULT_MODEL", "default_model_path", "resolve_model_name_or_path"],
 }
 
@@ -139,5 +139,5 @@ if TYPE_CHECKING:
         save_reward_model,
     )
     from .utils.default_model import DEFAULT_MODEL, default_model_path, resolve_model_name_or_path
-    from .vrm_modeling import VRMSettings, load_vrm_model
-    from .vrm_objective import vrm_loss
+    from .vrm.modeling import VRMSettings, load_vrm_model
+    from .vrm.objective import vrm_loss

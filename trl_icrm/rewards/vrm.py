@@ -3,7 +3,7 @@
 (`GRPOTrainer` / `RLOOTrainer` `reward_funcs`, `BestOfNSampler`, ensembles, the reward server).
 
 The reward of a completion is the posterior mean r_bar = E[w]^T (G mu + b) of r = w^T (G z + b) under
-q(w | x) q(z | x, y); its variance comes from both latents, exactly ([`~trl_icrm.vrm_objective.reward_moments`]) or by
+q(w | x) q(z | x, y); its variance comes from both latents, exactly ([`~trl_icrm.vrm.objective.reward_moments`]) or by
 Monte Carlo (`scoring_samples > 0`). `trl_icrm.load_reward` loads a saved VRM model as a `VRMReward`.
 
 Example:
@@ -29,8 +29,8 @@ from transformers import PreTrainedModel
 
 from ..demonstrations import DemonstrationRenderer
 from ..modeling import pad_right, unwrap_peft
-from ..vrm_modeling import VRMHeadOutput, encode_prompt, load_vrm_model, prompt_length, vrm_forward, vrm_settings_of
-from ..vrm_objective import mean_reward, mean_weights, reward_moments, sample_rewards
+from ..vrm.modeling import VRMHeadOutput, encode_prompt, load_vrm_model, prompt_length, vrm_forward, vrm_settings_of
+from ..vrm.objective import mean_reward, mean_weights, reward_moments, sample_rewards
 from .base import RewardModel, RewardPosterior
 from .scoring import load_for_scoring, model_device
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, fields, make_dataclass
 
 from trl import RewardConfig
 
-from ..vrm_modeling import VRMSettings
-from ..vrm_objective import SUPERVISION_LOSSES
+from ..vrm.modeling import VRMSettings
+from ..vrm.objective import SUPERVISION_LOSSES
 from .icrm_config import bf16_available
 
 

@@ -19,8 +19,8 @@ from .._trl_compat import check_reward_trainer, data_collator_mixin
 from ..demonstrations import DemonstrationRenderer
 from ..modeling import unwrap_peft
 from ..utils.default_model import portable_model_name
-from ..vrm_modeling import VRMHead, VRMSettings, encode_prompt, load_vrm_model, prompt_length, vrm_forward
-from ..vrm_objective import mean_weights, vrm_loss
+from ..vrm.modeling import VRMHead, VRMSettings, encode_prompt, load_vrm_model, prompt_length, vrm_forward
+from ..vrm.objective import mean_weights, vrm_loss
 from .model_card import vrm_model_card
 from .pairs import (
     PairRewardTrainerMixin,
@@ -73,7 +73,7 @@ def _load_model(model: str | PreTrainedModel, args: VRMConfig, processing_class,
         raise ValueError(
             "A VRM model is a sequence classifier whose `score` head is a VRMHead; this model's is "
             f"{type(getattr(unwrap_peft(model), 'score', None)).__name__}. Load it with "
-            "`trl_icrm.vrm_modeling.load_vrm_model` or pass a model path."
+            "`trl_icrm.vrm.modeling.load_vrm_model` or pass a model path."
         )
     elif getattr(model.config, "vrm", None) is not None and VRMSettings.from_config(model.config) != settings:
         raise ValueError(
@@ -92,7 +92,7 @@ class VRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
     prompt, and semantic features z ~ q(z | x, y) of each response; the reward is r = w^T (G z + b).
 
     A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (it also records where each prompt
-    ends), the loss (the negative ELBO plus supervision of [`trl_icrm.vrm_objective.vrm_loss`]) and the metrics
+    ends), the loss (the negative ELBO plus supervision of [`trl_icrm.vrm.objective.vrm_loss`]) and the metrics
     (accuracy of the mean-path reward, KL terms, the entropy of E[w]). The collation, the PEFT path and saving are
     those of [`ICRMRewardTrainer`] (`trl_icrm.trainer.pairs`).
 
@@ -115,7 +115,7 @@ class VRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
     Args:
         model (`str` or [`~transformers.PreTrainedModel`]):
             A causal-LM backbone (a new VRM head is added), a saved VRM model, or a model loaded with
-            [`~trl_icrm.vrm_modeling.load_vrm_model`].
+            [`~trl_icrm.vrm.modeling.load_vrm_model`].
         args ([`VRMConfig`], *optional*): Configuration; defaults to `VRMConfig("<model>-VRM")`.
         train_dataset ([`~datasets.Dataset`]): Preference pairs (`prompt`/`chosen`/`rejected`, standard or
             conversational).

@@ -15,7 +15,7 @@ or without a LoRA adapter (an adapter folder keeps the head as a module to save,
 Example:
 
 ```python
->>> from trl_icrm.vrm_modeling import VRMSettings, load_vrm_model
+>>> from trl_icrm.vrm.modeling import VRMSettings, load_vrm_model
 >>> model, tokenizer = load_vrm_model("embedded:SmolLM2-135M-Instruct", VRMSettings(num_objectives=8))  # new head
 >>> model.config.vrm["num_objectives"], type(model.score).__name__
 (8, 'VRMHead')
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from .modeling import (
+from ..modeling import (
     backbone_and_head,
     describe_model_kind,
     is_peft_folder,
@@ -45,8 +45,8 @@ from .modeling import (
     prepare_tokenizer,
     transformers_errors_only,
 )
-from .utils.default_model import resolve_model_name_or_path
-from .vrm_objective import SUPERVISION_LOSSES
+from ..utils.default_model import resolve_model_name_or_path
+from .objective import SUPERVISION_LOSSES
 
 
 @dataclass

@@ -18,7 +18,7 @@ Example:
 
 ```python
 >>> import torch
->>> from trl_icrm.vrm_objective import vrm_loss
+>>> from trl_icrm.vrm.objective import vrm_loss
 >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
 <torch._C.Generator object at ...>
 >>> G, b = torch.randn(3, 2), torch.zeros(3)
