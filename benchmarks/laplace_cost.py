@@ -93,7 +93,7 @@ def best_time(function, repeats: int) -> float:
     return min(times)
 
 
-def scoring_costs(adapter: str, batch: int, repeats: int, chunk_size: int) -> dict:
+def scoring_costs(adapter: str, batch: int, repeats: int, chunk_size: int | None) -> dict:
     from trl_icrm.laplace import load_bt_model
     from trl_icrm.rewards import SequenceClassifierReward
     from trl_icrm.rewards.laplace import LaplaceReward
@@ -105,11 +105,11 @@ def scoring_costs(adapter: str, batch: int, repeats: int, chunk_size: int) -> di
     rewards = {
         "map": SequenceClassifierReward(model, tokenizer, batch_size=batch),
         "laplace_last_layer": LaplaceReward(adapter, subset="last_layer", chunk_size=batch, penalty="lcb"),
-        "laplace_lora_kfac": LaplaceReward(adapter, subset="lora", chunk_size=chunk_size, penalty="lcb"),
+        "laplace_lora_kfac": LaplaceReward(adapter, subset="lora", chunk_size=chunk_size or batch, penalty="lcb"),
     }
     renderer = rewards["laplace_last_layer"].renderer
     lengths = [len(renderer.encode_query(p, c)) for p, c in zip(prompts, completions, strict=True)]
-    results = {"batch": batch, "mean_tokens": sum(lengths) / len(lengths), "chunk_size_lora": chunk_size}
+    results = {"batch": batch, "mean_tokens": sum(lengths) / len(lengths), "chunk_size_lora": chunk_size or batch}
     with torch.inference_mode():
         results["map_seconds"] = best_time(lambda: rewards["map"](prompts, completions), repeats)
     for name in ("laplace_last_layer", "laplace_lora_kfac"):
@@ -126,7 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=16, help="Completions per scored batch.")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--chunk_size", type=int, default=1, help="Completions per Jacobian (LoRA-KFAC).")
+    parser.add_argument(
+        "--chunk_size", type=int, default=None, help="Completions per pass of the LoRA-KFAC reward (default: --batch)."
+    )
     parser.add_argument("--num_pairs", type=int, default=64, help="Pairs the posteriors are fitted on.")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--model_name_or_path", default=None, help="Base model (default: the embedded 135M).")

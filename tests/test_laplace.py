@@ -145,6 +145,33 @@ def test_predictive_variance_matches_brute_force(bt_lora_dir, subset, structure)
     assert (variance > 0).all()
 
 
+def test_per_row_jacobians_equal_laplace_torch_jacobians(bt_lora_dir):
+    """One backward pass of the summed rewards gives each row's Jacobian exactly: equal to laplace-torch's torch.func
+    Jacobian (one backward pass per output) on padded (batch, 2, length) pairs of a LoRA model, in laplace-torch's
+    parameter order and (batch, outputs, parameters) layout."""
+    from laplace.curvature import CurvlinopsGGN
+
+    from trl_icrm.laplace.adapter import PairwiseRewardAdapter, select_lora_subset, use_eager_attention
+    from trl_icrm.laplace.jacobians import per_row_backend
+
+    model, tokenizer = _fresh(bt_lora_dir)
+    select_lora_subset(model)
+    use_eager_attention(model)
+    adapter = PairwiseRewardAdapter(model, tokenizer.pad_token_id)
+    from trl_icrm.demonstrations import DemonstrationRenderer
+    from trl_icrm.laplace.adapter import pack_rows
+
+    renderer = DemonstrationRenderer(tokenizer)
+    texts = [" apple", " once upon a time there", " yes", " river", " a b c d e f", " no"]
+    rows = pack_rows([renderer.encode_query("Say something.", text) for text in texts], per_item=2)
+    assert (rows < 0).any()  # rows of different lengths: padded
+    expected_js, expected_f = CurvlinopsGGN(adapter, "regression").jacobians(rows)
+    js, f = per_row_backend()(adapter, "regression").jacobians(rows)
+    assert js.shape == expected_js.shape == (3, 2, sum(p.numel() for p in adapter.parameters() if p.requires_grad))
+    torch.testing.assert_close(f, expected_f.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(js, expected_js.detach(), rtol=1e-4, atol=1e-6)
+
+
 def test_pair_probability_is_the_probit_of_the_margin_with_the_joint_covariance(bt_lora_dir):
     """The held-out pair probability reads the pair's 2x2 predictive covariance (explicit J P^-1 J^T here), and the
     Laplace probability never changes which side the MAP model prefers (it only shrinks towards 1/2)."""

@@ -327,3 +327,32 @@ def test_plain_reward_shares_prompts_and_scores_exactly(tiny_causal_lm, tmp_path
     torch.testing.assert_close(
         torch.tensor(tree(prompts, completions)), torch.tensor(full(prompts, completions)), rtol=0, atol=TOLERANCE
     )
+
+
+def test_duplicate_completions_and_trailing_pad_tokens_score_as_full_sequences(tiny_causal_lm, tmp_path, icrm):
+    """GRPO groups often hold the same completion twice. Identical rows share everything but their last token, which
+    is the eos; when the eos is also the pad token, the row must still be pooled at its last non-pad token (in the
+    shared run), as full-sequence scoring pools it, and not at the eos alone."""
+    from trl_icrm.rewards import SequenceClassifierReward
+    from trl_icrm.utils.testing import save_random_models
+
+    model, tokenizer = icrm
+    assert tokenizer.eos_token_id == tokenizer.pad_token_id  # the embedded tokenizer's case this guards
+    eos = tokenizer.eos_token
+    prompts = [f"Item 0. {LONG_PROMPT}"] * 4 + [f"Item 1. {LONG_PROMPT}"] * 2
+    completions = [" yes", " yes", " yes" + eos + eos, " no", " no", " no"]
+    reward = ICRMReward(model, tokenizer, fixed_demonstrations=DEMOS[:2])
+    encoded = reward.encode(prompts, completions)
+    assert any(shared for _, shared in group_by_prefix(encoded, pad_token_id=tokenizer.pad_token_id))
+    torch.testing.assert_close(
+        _rewards(reward, prompts, completions, {}),
+        _reference(reward, prompts, completions, {}),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+    folder = save_random_models(tmp_path, tiny_causal_lm, num_labels=1)["sequence_classifier"]
+    tree = SequenceClassifierReward(folder, batch_size=3)
+    full = SequenceClassifierReward(folder, batch_size=6, use_prefix_cache=False)
+    torch.testing.assert_close(
+        torch.tensor(tree(prompts, completions)), torch.tensor(full(prompts, completions)), rtol=0, atol=TOLERANCE
+    )

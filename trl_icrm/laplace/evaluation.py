@@ -40,11 +40,11 @@ def pair_predictions(
     posterior: LaplacePosterior,
     tokenizer: Any,
     pairs: Sequence[Mapping[str, Any]],
-    batch_size: int = 1,
+    batch_size: int = 8,
     max_length: int | None = 1024,
 ) -> dict[str, torch.Tensor]:
     """Per pair: `map_prob`, `laplace_prob` (P(chosen wins)) and `variance_chosen`, `variance_rejected`
-    (`batch_size` pairs per Jacobian: laplace-torch's batched Jacobian costs the square of its batch)."""
+    (`batch_size` pairs per forward and backward pass)."""
     from ..demonstrations import DemonstrationRenderer
 
     pairs = [pairs[i] for i in range(len(pairs))]

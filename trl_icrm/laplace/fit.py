@@ -134,9 +134,10 @@ def _adapter(model: Any, subset: str, pad_token_id: int) -> torch.nn.Module:
 
 def make_laplace(adapter: torch.nn.Module, structure: str, prior_precision: float = 1.0) -> Any:
     """laplace-torch's posterior object over `adapter`'s trainable weights (reward-modeling likelihood, GGN by
-    curvlinops)."""
+    curvlinops; the predictive's Jacobians per row in one backward pass, [`~trl_icrm.laplace.jacobians`])."""
     from laplace import Laplace
-    from laplace.curvature import CurvlinopsGGN
+
+    from .jacobians import per_row_backend
 
     if structure not in STRUCTURES:
         raise ValueError(f"Unknown hessian_structure {structure!r}; expected one of {STRUCTURES}.")
@@ -145,7 +146,7 @@ def make_laplace(adapter: torch.nn.Module, structure: str, prior_precision: floa
         "reward_modeling",
         subset_of_weights="all",
         hessian_structure=structure,
-        backend=CurvlinopsGGN,
+        backend=per_row_backend(),
         prior_precision=prior_precision,
     )
 

@@ -87,10 +87,10 @@ class LaplacePosterior:
     def prior_precision(self) -> float:
         return float(self.laplace.prior_precision.reshape(-1)[0])
 
-    def predict_rows(self, rows: torch.Tensor, chunk_size: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict_rows(self, rows: torch.Tensor, chunk_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
         """MAP reward and GLM predictive variance of completions given as `(n, 1, length)` token rows (padded with
-        -1), `chunk_size` completions per Jacobian (laplace-torch's Jacobian cost grows with the square of its
-        batch)."""
+        -1), `chunk_size` completions per forward pass (and, for the LoRA subset, per backward pass: the Jacobians of
+        a chunk come from one backward pass, [`~trl_icrm.laplace.jacobians`])."""
         from .adapter import pooled_features
 
         means, variances = [], []

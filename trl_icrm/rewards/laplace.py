@@ -35,8 +35,7 @@ class LaplaceReward(RewardModel):
         model: The reward model folder (with `laplace_<subset>.safetensors` next to it, from `trl-icrm laplace`), or a
             [`~trl_icrm.laplace.LaplacePosterior`] already fitted or loaded.
         subset: `"auto"` (the LoRA posterior if saved, else the last-layer one), `"lora"` or `"last_layer"`.
-        chunk_size: Completions per Jacobian (LoRA subset; default 1: laplace-torch's batched Jacobian costs the
-            square of its batch) or per forward pass (last layer; default 16).
+        chunk_size: Completions per forward (and, for the LoRA subset, backward) pass; default 16.
         max_length: Tokens kept per completion (as when fitting).
         name, penalty, penalty_coef: See [`RewardModel`].
     """
@@ -73,7 +72,7 @@ class LaplaceReward(RewardModel):
             tokenizer = tokenizer or loaded_tokenizer
         self.tokenizer = tokenizer
         self.renderer = DemonstrationRenderer(tokenizer)
-        self.chunk_size = chunk_size or (1 if self.posterior.subset == "lora" else 16)
+        self.chunk_size = chunk_size or 16
         self.max_length = max_length
 
     @property

@@ -266,7 +266,7 @@ class SequenceScorer:
 
     def _score(self, encoded: Sequence[EncodedQuery], logits: list, cached: bool) -> torch.Tensor:
         naive = []
-        for (prefix, shared), members in group_by_prefix(encoded, cached).items():
+        for (prefix, shared), members in group_by_prefix(encoded, cached, self.pad_token_id).items():
             if cached and not self._cache_failed:
                 try:
                     skip = len(prefix) + len(shared)
@@ -290,11 +290,14 @@ class SequenceScorer:
 
 
 def group_by_prefix(
-    encoded: Sequence[EncodedQuery], share_prompts: bool = True
+    encoded: Sequence[EncodedQuery], share_prompts: bool = True, pad_token_id: int | None = None
 ) -> dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]]:
     """Rows as a prefix tree: `{(demonstration prefix, shared query tokens): rows}`. Rows group by their
     demonstrations, then (with `share_prompts`) by the longest run of query tokens that several of them share (a
-    prompt and its G completions; at least `MIN_SHARED_QUERY_TOKENS`, each row keeping one token of its own)."""
+    prompt and its G completions; at least `MIN_SHARED_QUERY_TOKENS`). Each row keeps the token it is pooled at (its
+    rightmost token that is not `pad_token_id`, as transformers' classifiers pool; its last token without one) out
+    of the shared run, so identical rows, or rows that differ only by trailing pad-id tokens (an eos that is also the
+    pad token), are still pooled where full-sequence scoring pools them."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, item in enumerate(encoded):
         groups.setdefault(tuple(item.prefix_ids), []).append(i)
@@ -303,14 +306,27 @@ def group_by_prefix(
         if not share_prompts:
             tree[(prefix, ())] = members
             continue
-        for shared, rows in _shared_query_runs([encoded[i].query_ids for i in members]):
+        queries = [encoded[i].query_ids for i in members]
+        for shared, rows in _shared_query_runs(queries, [pooled_index(q, pad_token_id) for q in queries]):
             tree.setdefault((prefix, shared), []).extend(members[j] for j in rows)
     return tree
 
 
-def _shared_query_runs(queries: Sequence[Sequence[int]], min_shared: int = MIN_SHARED_QUERY_TOKENS):
+def pooled_index(ids: Sequence[int], pad_token_id: int | None) -> int:
+    """The position a sequence classifier pools `ids` at: the rightmost token that is not the pad token (the last
+    token when there is none, or no pad token)."""
+    for position in range(len(ids) - 1, -1, -1):
+        if ids[position] != pad_token_id:
+            return position
+    return len(ids) - 1
+
+
+def _shared_query_runs(
+    queries: Sequence[Sequence[int]], pooled: Sequence[int], min_shared: int = MIN_SHARED_QUERY_TOKENS
+):
     """Yields `(shared tokens, row indices)`: rows grouped by a common leading run of at least `min_shared` query
-    tokens (the longest the group shares, each row keeping one token of its own), or alone with nothing shared."""
+    tokens (the longest the group shares that ends before every row's pooled position `pooled[j]`), or alone with
+    nothing shared."""
     order = sorted(range(len(queries)), key=lambda j: queries[j])
     clusters: list[list[int]] = []
     for j in order:
@@ -323,7 +339,7 @@ def _shared_query_runs(queries: Sequence[Sequence[int]], min_shared: int = MIN_S
             yield (), rows
             continue
         first = queries[rows[0]]
-        length = min(min(_common_length(first, queries[j]) for j in rows), min(len(queries[j]) for j in rows) - 1)
+        length = min(min(_common_length(first, queries[j]) for j in rows), min(pooled[j] for j in rows))
         yield (tuple(first[:length]) if length >= min_shared else ()), rows
 
 
@@ -341,6 +357,7 @@ __all__ = [
     "PrefixCache",
     "SequenceScorer",
     "group_by_prefix",
+    "pooled_index",
     "load_for_scoring",
     "model_device",
     "weights_fingerprint",
