@@ -172,6 +172,27 @@ def test_per_row_jacobians_equal_laplace_torch_jacobians(bt_lora_dir):
     torch.testing.assert_close(js, expected_js.detach(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("structure", ["kron", "diag"])
+def test_glm_predictive_equals_laplace_torch(bt_lora_dir, structure):
+    """The predictive's mean and (batch, 2, 2) covariance, with the Kronecker square form taken in the eigenbasis
+    only, equal laplace-torch's own GLM predictive on the same posterior (LoRA subset, padded pairs)."""
+    from trl_icrm.laplace import fit_laplace
+    from trl_icrm.laplace.predictive import glm_predictive, kron_inv_square_form
+
+    model, tokenizer = _fresh(bt_lora_dir)
+    posterior = fit_laplace(
+        model, tokenizer, _pairs(8), subset="lora", hessian_structure=structure, progress_bar=False
+    )
+    rows = _pair_rows(tokenizer, _pairs(3, seed=4))
+    expected_mean, expected_covariance = posterior.laplace(rows, pred_type="glm")
+    mean, covariance = glm_predictive(posterior.laplace, rows)
+    assert covariance.shape == (3, 2, 2)
+    torch.testing.assert_close(mean, expected_mean.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(covariance, expected_covariance.detach(), rtol=1e-4, atol=1e-8)
+    js, _ = posterior.laplace.backend.jacobians(rows)
+    assert (kron_inv_square_form(posterior.laplace.posterior_precision, js) is None) == (structure != "kron")
+
+
 def test_pair_probability_is_the_probit_of_the_margin_with_the_joint_covariance(bt_lora_dir):
     """The held-out pair probability reads the pair's 2x2 predictive covariance (explicit J P^-1 J^T here), and the
     Laplace probability never changes which side the MAP model prefers (it only shrinks towards 1/2)."""

@@ -5,6 +5,8 @@ weights (or its score head), fitted post hoc with laplace-torch (`pip install tr
 - `adapter`: the thin modules between a sequence classifier and laplace-torch's reward-modeling likelihood;
 - `fit`: [`fit_laplace`], [`load_posterior`], [`load_bt_model`];
 - `posterior`: [`LaplacePosterior`] (GLM predictive per completion; safetensors storage next to the model).
+- `jacobians`: the Jacobians of a batch of completions in one backward pass (a laplace-torch backend);
+- `predictive`: the GLM predictive's mean and covariance (the Kronecker square form in the eigenbases);
 
 The reward model on the common interface is `trl_icrm.rewards.laplace.LaplaceReward` (kind `"laplace"` of
 `load_reward`).

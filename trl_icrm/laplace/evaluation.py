@@ -34,6 +34,7 @@ import torch
 from ..evaluation.calibration import expected_calibration_error, reliability_bins
 from .adapter import encode_pairs, pack_rows, pooled_features
 from .posterior import LaplacePosterior
+from .predictive import glm_predictive
 
 
 def pair_predictions(
@@ -55,7 +56,7 @@ def pair_predictions(
         if posterior.subset == "last_layer":
             inputs = pooled_features(posterior.model, inputs, posterior.pad_token_id)
         # GLM predictive of (r_c, r_r): the mean is the MAP model's output, the (b, 2, 2) covariance J Sigma J^T
-        mean, covariance = posterior.laplace(inputs, pred_type="glm")
+        mean, covariance = glm_predictive(posterior.laplace, inputs)
         mean = mean.detach().double()
         out["map_prob"].append(torch.sigmoid(mean[:, 0] - mean[:, 1]))
         out["laplace_prob"].append(margin_probit(mean, covariance.double()))

@@ -92,6 +92,7 @@ class LaplacePosterior:
         -1), `chunk_size` completions per forward pass (and, for the LoRA subset, per backward pass: the Jacobians of
         a chunk come from one backward pass, [`~trl_icrm.laplace.jacobians`])."""
         from .adapter import pooled_features
+        from .predictive import glm_predictive
 
         means, variances = [], []
         device = next(self.model.parameters()).device
@@ -101,7 +102,7 @@ class LaplacePosterior:
             chunk = chunk.to(device)
             if self.subset == "last_layer":
                 chunk = pooled_features(self.model, chunk, self.pad_token_id)
-            mean, variance = self.laplace(chunk, pred_type="glm")
+            mean, variance = glm_predictive(self.laplace, chunk)
             means.append(mean.detach().reshape(-1).cpu())
             variances.append(variance.detach().reshape(-1).cpu())
         return torch.cat(means).double(), torch.cat(variances).double().clamp_min(0.0)
