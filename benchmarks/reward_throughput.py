@@ -87,11 +87,12 @@ def model_flops(config, sequences: list[tuple[int, int]], non_embedding_params: 
     return total
 
 
-def tree_work(encoded, share: bool, encode_prefixes: bool) -> list[tuple[int, int]]:
-    """`(new tokens, context)` of each forward piece of the prefix-tree path (demonstrations only when encoded)."""
+def tree_work(encoded, share: bool, encode_prefixes: bool, pad_token_id: int | None) -> list[tuple[int, int]]:
+    """`(new tokens, context)` of each forward piece of the prefix-tree path (demonstrations only when encoded), the
+    tree the scorer builds."""
     work = []
     seen = set()
-    for (prefix, shared), rows in group_by_prefix(encoded, share).items():
+    for (prefix, shared), rows in group_by_prefix(encoded, share, pad_token_id).items():
         if prefix and prefix not in seen and encode_prefixes:
             work.append((len(prefix), 0))
         seen.add(prefix)
@@ -194,11 +195,12 @@ def measure(mode: str, k: int, model, tokenizer, batch, args, cost) -> dict:
             count = n_naive if name == "naive" else len(prompts)
             row[f"{name}_completions_per_s"] = count / seconds
     encoded = rewards["icrm"].encode(prompts, completions, **columns)
+    pad = rewards["icrm"].tokenizer.pad_token_id
     work = {
-        "plain": tree_work([e.__class__([], e.query_ids, 0, 0) for e in encoded], True, True),
+        "plain": tree_work([e.__class__([], e.query_ids, 0, 0) for e in encoded], True, True, pad),
         "plain_full": [(len(e.query_ids), 0) for e in encoded],
-        "icrm": tree_work(encoded, True, False),
-        "icrm_cold": tree_work(encoded, True, True),
+        "icrm": tree_work(encoded, True, False, pad),
+        "icrm_cold": tree_work(encoded, True, True, pad),
         "naive": [(len(e.input_ids), 0) for e in encoded[:n_naive]],
     }
     for name, pieces in work.items():

@@ -57,7 +57,7 @@ def pair_predictions(
             inputs = pooled_features(posterior.model, inputs, posterior.pad_token_id)
         # GLM predictive of (r_c, r_r): the mean is the MAP model's output, the (b, 2, 2) covariance J Sigma J^T
         mean, covariance = glm_predictive(posterior.laplace, inputs)
-        mean = mean.detach().double()
+        mean = mean.double()
         out["map_prob"].append(torch.sigmoid(mean[:, 0] - mean[:, 1]))
         out["laplace_prob"].append(margin_probit(mean, covariance.double()))
         out["variance"].append(torch.diagonal(covariance, dim1=-2, dim2=-1).double().clamp_min(0.0))

@@ -42,8 +42,9 @@ def _linear_owners(model: nn.Module, names: list[str]) -> dict[str, tuple[nn.Lin
 def per_row_jacobians(
     model: nn.Module, x: torch.Tensor, owners: dict[str, tuple[nn.Linear, str]]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(Js (batch, outputs, parameters), f (batch, outputs))`, laplace-torch's layout, of `model(x)` with respect to the parameters of
-    `owners` (in their order), for a model whose output rows depend each on its own input row only."""
+    """`(Js (batch, outputs, parameters), f (batch, outputs))`, laplace-torch's layout, of `model(x)` with respect to
+    the parameters of `owners` (in their order), for a model whose output rows depend each on its own input row
+    only."""
     modules = list({id(module): module for module, _ in owners.values()}.values())
     inputs, outputs = {}, {}
 
@@ -60,10 +61,11 @@ def per_row_jacobians(
     finally:
         for handle in handles:
             handle.remove()
+    grads = {id(module): grad for module, grad in zip(modules, grads, strict=True)}
     rows = f.numel()
     columns = []
     for module, attribute in owners.values():
-        grad = grads[modules.index(module)]
+        grad = grads[id(module)]
         if grad is None:
             columns.append(torch.zeros(rows, getattr(module, attribute).numel(), dtype=f.dtype, device=f.device))
             continue

@@ -103,8 +103,8 @@ class LaplacePosterior:
             if self.subset == "last_layer":
                 chunk = pooled_features(self.model, chunk, self.pad_token_id)
             mean, variance = glm_predictive(self.laplace, chunk)
-            means.append(mean.detach().reshape(-1).cpu())
-            variances.append(variance.detach().reshape(-1).cpu())
+            means.append(mean.reshape(-1).cpu())
+            variances.append(variance.reshape(-1).cpu())
         return torch.cat(means).double(), torch.cat(variances).double().clamp_min(0.0)
 
     def to(self, device: str | torch.device) -> LaplacePosterior:

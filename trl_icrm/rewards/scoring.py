@@ -313,12 +313,9 @@ def group_by_prefix(
 
 
 def pooled_index(ids: Sequence[int], pad_token_id: int | None) -> int:
-    """The position a sequence classifier pools `ids` at: the rightmost token that is not the pad token (the last
-    token when there is none, or no pad token)."""
-    for position in range(len(ids) - 1, -1, -1):
-        if ids[position] != pad_token_id:
-            return position
-    return len(ids) - 1
+    """The position a sequence classifier pools the token list `ids` at, as `trl_icrm.modeling` pools a tensor row:
+    the rightmost token that is not the pad token (0 if every token is; the last token without a pad token)."""
+    return next((i for i in range(len(ids) - 1, -1, -1) if ids[i] != pad_token_id), 0)
 
 
 def _shared_query_runs(
