@@ -18,7 +18,13 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    LlamaConfig,
+)
 
 from ..utils.default_model import default_model_path
 
@@ -33,16 +39,59 @@ TINY_ARCHITECTURE = {
 }
 
 
+ARCHITECTURES = {
+    "llama": ("llama", {}),
+    "llama_tied": ("llama", {"tie_word_embeddings": True}),
+    "qwen2": ("qwen2", {"use_sliding_window": False}),
+    "qwen2_sliding": ("qwen2", {"use_sliding_window": True, "sliding_window": 8, "max_window_layers": 1}),
+    "qwen3": ("qwen3", {"head_dim": 8, "tie_word_embeddings": True}),
+    "mistral": ("mistral", {"head_dim": 8, "sliding_window": 8}),
+    "gemma": ("gemma", {"head_dim": 8}),
+    "gemma2": (
+        "gemma2",
+        {"head_dim": 8, "sliding_window": 8, "attn_logit_softcapping": 5.0, "final_logit_softcapping": 3.0},
+    ),
+    "gemma3": (
+        "gemma3_text",
+        {"head_dim": 8, "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]},
+    ),
+    "phi3": ("phi3", {"sliding_window": None}),
+    "gpt_neox": ("gpt_neox", {"num_key_value_heads": None}),
+    "gpt2": (
+        "gpt2",
+        {"num_key_value_heads": None, "n_positions": 1024, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0},
+    ),
+}
+"""Tiny test architectures: `{name: (transformers model type, config overrides)}`, covering full, sliding-window (on
+every layer, or per layer type), soft-capped, tied-embedding, GQA and absolute-position attention layouts. The
+sliding windows (8 tokens) are shorter than the test rows, so a path that ignores them shows."""
+
+
 def random_llama_config(tokenizer, **overrides) -> LlamaConfig:
     """A Llama config sized by `overrides` (tiny by default) whose vocabulary and special tokens match `tokenizer`."""
-    architecture = {**TINY_ARCHITECTURE, **overrides}
-    return LlamaConfig(
+    return random_config(tokenizer, "llama", tie_word_embeddings=True, **overrides)
+
+
+def random_config(tokenizer, architecture: str = "llama", **overrides):
+    """A transformers config of `architecture` (a key of [`ARCHITECTURES`] or a model type), sized by `overrides`
+    (tiny by default), whose vocabulary and special tokens match `tokenizer`.
+
+    Example:
+
+    ```python
+    >>> config = random_config(tokenizer, "gemma2", num_labels=2)  # doctest: +SKIP
+    ```
+    """
+    model_type, defaults = ARCHITECTURES.get(architecture, (architecture, {}))
+    values = {**TINY_ARCHITECTURE, **defaults, **overrides}
+    values = {k: v for k, v in values.items() if v is not None or k == "sliding_window"}
+    return AutoConfig.for_model(
+        model_type,
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-        **architecture,
+        **values,
     )
 
 
@@ -51,7 +100,8 @@ def save_random_models(
     tokenizer_name_or_path: str | None = None,
     seed: int = 0,
     num_labels: int = 2,
-    **architecture,
+    architecture: str = "llama_tied",
+    **overrides,
 ) -> dict[str, str]:
     """Build a random-initialized causal LM and sequence classifier and save each, with the tokenizer, to a folder.
 
@@ -60,20 +110,21 @@ def save_random_models(
         tokenizer_name_or_path: Tokenizer to build around (default: the embedded model's, with its chat template).
         seed: Seed of the random initialization.
         num_labels: Outputs of the sequence classifier (2 for an ICRM reward model: reward and confidence heads).
-        **architecture: Overrides of [`TINY_ARCHITECTURE`].
+        architecture: A key of [`ARCHITECTURES`] (default: a Llama with tied embeddings, as the embedded model).
+        **overrides: Overrides of [`TINY_ARCHITECTURE`] and the architecture's settings.
 
     Returns:
         `{"causal_lm": path, "sequence_classifier": path}`.
     """
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or default_model_path())
-    config = random_llama_config(tokenizer, **architecture)
+    config = random_config(tokenizer, architecture, **overrides)
     folders = {}
-    for name, model_class, extra in (
-        ("causal_lm", LlamaForCausalLM, {}),
-        ("sequence_classifier", LlamaForSequenceClassification, {"num_labels": num_labels}),
+    for name, auto_class, extra in (
+        ("causal_lm", AutoModelForCausalLM, {}),
+        ("sequence_classifier", AutoModelForSequenceClassification, {"num_labels": num_labels}),
     ):
         torch.manual_seed(seed)
-        model = model_class(LlamaConfig.from_dict({**config.to_dict(), **extra}))
+        model = auto_class.from_config(type(config).from_dict({**config.to_dict(), **extra}))
         folder = Path(output_dir) / name
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
