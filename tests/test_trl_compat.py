@@ -65,3 +65,37 @@ def test_private_names_are_imported_only_in_the_compat_module():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trl.trainer"):
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}: from {node.module} import ...")
     assert not offenders, offenders
+
+
+def test_the_cache_argument_is_the_current_name_and_scoring_warns_no_deprecation(random_icrm_dir):
+    """The key-value cache is passed under the name the installed transformers' models take (`cache` where it
+    exists), so scoring and shared-prefix training raise no deprecation warning about `past_key_values`."""
+    import warnings
+
+    import torch
+
+    from trl_icrm._trl_compat import CACHE_ARGUMENTS, cache_argument
+    from trl_icrm.modeling import load_icrm_model
+    from trl_icrm.rewards import ICRMReward
+
+    model, tokenizer = load_icrm_model(random_icrm_dir)
+    assert CACHE_ARGUMENTS[0] == "cache" and cache_argument(model.model) == "cache"  # the tested transformers' name
+    assert cache_argument(torch.nn.Linear(2, 2)) is None
+    demos = [{"prompt": "Say yes?", "chosen": " yes", "rejected": " no"}] * 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ICRMReward(model, tokenizer, fixed_demonstrations=demos)(prompts=["Say yes?"] * 2, completions=[" yes", " no"])
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
+
+
+def test_layer_types_and_windows_read_the_config_as_transformers_caches_do(default_model_dir):
+    from transformers import AutoTokenizer
+
+    from trl_icrm._trl_compat import layer_types_and_windows
+    from trl_icrm.utils.testing import random_config
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
+    types, kwargs = layer_types_and_windows(random_config(tokenizer, "gemma2"))
+    assert types == ["sliding_attention", "full_attention"] and kwargs == [{"sliding_window": 8}, {}]
+    types, kwargs = layer_types_and_windows(random_config(tokenizer, "mistral"))
+    assert types == ["sliding_attention"] * 2 and kwargs == [{"sliding_window": 8}] * 2

@@ -13,14 +13,20 @@ place, loudly and by name (`tests/test_trl_compat.py` checks every entry of [`PR
   instead: `save_model` (not `_save`), `remove_unused_columns=False` (not the signature columns);
 - transformers' DeepSpeed config registry ([`hide_hf_deepspeed_config`]), used to load scoring models whole under
   ZeRO-3;
-- a GGUF-loaded model's attached quantizer ([`detach_quantizer`]), which blocks `save_pretrained`.
+- transformers' reading of a config's attention layer types and windows ([`layer_types_and_windows`]), as its
+  caches read them, which the prefix-sharing paths mask by;
+- a GGUF-loaded model's attached quantizer ([`detach_quantizer`]), which blocks `save_pretrained`;
+- the name of a model's key-value cache argument ([`cache_argument`]): transformers renamed `past_key_values` to
+  `cache` (the old name is deprecated, to be removed in 5.40); the new name is used where a model's `forward` has it.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 
@@ -39,6 +45,10 @@ REWARD_TRAINER_HOOKS = ("_prepare_dataset", "_get_train_sampler")
 
 REWARD_TRAINER_STATE = ("_metrics", "_total_train_tokens", "_tp_size")
 """Private attributes of a `trl.RewardTrainer` instance that `ICRMRewardTrainer` reads or writes."""
+
+
+CACHE_ARGUMENTS = ("cache", "past_key_values")
+"""Names of the key-value cache argument of transformers models' `forward`, the current one first."""
 
 
 class TRLCompatibilityError(ImportError):
@@ -112,15 +122,39 @@ def detach_quantizer(model: Any) -> None:
         del model.config.quantization_config
 
 
+def layer_types_and_windows(config: Any) -> tuple[list[str], list[dict]]:
+    """transformers' `(layer types, per-layer cache kwargs)` of a decoder config
+    (`transformers.cache_utils.get_layer_types_and_kwargs`): the window of sliding layers and the chunk size of
+    chunked layers are each layer's `sliding_window` kwarg."""
+    from transformers.cache_utils import get_layer_types_and_kwargs
+
+    return get_layer_types_and_kwargs(config)
+
+
+def cache_argument(module: Any) -> str | None:
+    """The name under which `module.forward` takes a key-value cache: the first of [`CACHE_ARGUMENTS`] its signature
+    has (chosen once per class), or `None` if it takes none."""
+    return _cache_argument_of(type(module))
+
+
+@cache
+def _cache_argument_of(module_class: type) -> str | None:
+    parameters = inspect.signature(module_class.forward).parameters
+    return next((name for name in CACHE_ARGUMENTS if name in parameters), None)
+
+
 __all__ = [
+    "CACHE_ARGUMENTS",
     "PRIVATE_SYMBOLS",
     "REWARD_TRAINER_HOOKS",
     "REWARD_TRAINER_STATE",
     "TRLCompatibilityError",
+    "cache_argument",
     "check_reward_trainer",
     "data_collator_mixin",
     "detach_quantizer",
     "hide_hf_deepspeed_config",
+    "layer_types_and_windows",
     "pad",
     "preference_collator",
     "private_symbol",

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from ._trl_compat import pad
+from ._trl_compat import cache_argument, layer_types_and_windows, pad
 from .demonstrations import DemonstrationTemplate
 from .utils.default_model import resolve_model_name_or_path
 
@@ -251,12 +251,90 @@ def backbone_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module]:
     return backbone, head
 
 
-def encode_prefix(model, prefix_ids: torch.Tensor):
-    """Key-value cache of one token sequence `prefix_ids` (1-D) under the model's backbone (gradients kept)."""
+PACKABLE_LAYER_TYPES = ("full_attention", "sliding_attention", "chunked_attention")
+"""Attention layer types whose masks the prefix-sharing paths build exactly (per layer type, in absolute positions)."""
+
+MASKED_ATTENTION = ("eager", "sdpa")
+"""Attention implementations that take a ready 4D mask, which the packed paths need."""
+
+
+def attention_layout(model) -> dict[str, int | None]:
+    """`{layer type: window}` of a model's decoder layers, as transformers' caches read them from the config: the
+    window of `sliding_attention` layers, the chunk size of `chunked_attention` layers, `None` for the others."""
     backbone, _ = backbone_and_head(model)
-    cache = backbone(input_ids=prefix_ids.reshape(1, -1), use_cache=True).past_key_values
-    if cache is None:
-        raise TypeError("the backbone returned no key-value cache")
+    layer_types, layer_kwargs = layer_types_and_windows(backbone.config.get_text_config(decoder=True))
+    layout: dict[str, int | None] = {}
+    for layer_type, kwargs in zip(layer_types, layer_kwargs, strict=True):
+        window = kwargs.get("sliding_window")
+        if layout.setdefault(layer_type, window) != window:
+            layout[layer_type] = -1  # several windows under one layer type: no one mask per type fits
+    return layout
+
+
+def prefix_sharing_problem(model) -> str | None:
+    """Why the prefix-sharing paths (a kept prefix cache, packed rows) cannot be exact for `model`, or `None` when
+    they are: they need a causal decoder whose attention takes a 4D mask (eager or sdpa) and whose layers are full,
+    sliding-window or chunked attention, one window per layer type."""
+    backbone, _ = backbone_and_head(model)
+    config = backbone.config.get_text_config(decoder=True)
+    implementation = getattr(config, "_attn_implementation", None) or "eager"
+    if implementation not in MASKED_ATTENTION:
+        return f"the {implementation!r} attention implementation takes no 4D attention mask (use eager or sdpa)"
+    if not getattr(config, "is_causal", True) or getattr(config, "use_bidirectional_attention", False):
+        return "its attention is bidirectional"
+    layout = attention_layout(model)
+    other = sorted(set(layout) - set(PACKABLE_LAYER_TYPES))
+    if other:
+        return f"its layers of type {other} keep state other than keys and values"
+    if any(window == -1 for window in layout.values()):
+        return "its layers of one type use different windows"
+    return None
+
+
+def tree_attention_mask(model, allowed: torch.Tensor, query_positions: torch.Tensor, key_positions: torch.Tensor):
+    """The additive 4D attention mask(s) of a packed sequence: query `i` sees key `j` where `allowed[i, j]` (the
+    rows' tree) and, in sliding-window and chunked layers, where transformers' window or chunk overlay allows it for
+    their absolute positions `query_positions[i]`, `key_positions[j]`. One mask when every layer is of one type, else
+    `{layer type: mask}` (the per-layer-type masks that transformers' decoders accept in place of building theirs).
+    In the model's dtype and on its device."""
+    from transformers.masking_utils import chunked_overlay, sliding_window_overlay
+
+    backbone, _ = backbone_and_head(model)
+    dtype = next(p for p in backbone.parameters() if p.is_floating_point()).dtype
+    query, key = query_positions[:, None], key_positions[None, :]
+    masks = {}
+    for layer_type, window in attention_layout(model).items():
+        keep = allowed
+        if layer_type == "sliding_attention":
+            keep = keep & sliding_window_overlay(window)(0, 0, query, key)
+        elif layer_type == "chunked_attention":
+            keep = keep & chunked_overlay(window, torch.zeros(1, dtype=torch.long, device=allowed.device))(
+                0, 0, query, key
+            )
+        mask = torch.zeros(keep.shape, dtype=dtype, device=allowed.device).masked_fill(~keep, torch.finfo(dtype).min)
+        masks[layer_type] = mask[None, None]
+    return next(iter(masks.values())) if len(masks) == 1 else masks
+
+
+def _cache_kwargs(backbone, cache) -> dict[str, Any]:
+    """The key-value cache keyword of `backbone.forward` (its name in the installed transformers) holding `cache`."""
+    name = cache_argument(backbone)
+    if name is None:
+        raise TypeError(f"{type(backbone).__name__}.forward takes no key-value cache")
+    return {name: cache, "use_cache": cache is not None}
+
+
+def encode_prefix(model, prefix_ids: torch.Tensor):
+    """Key-value cache of one token sequence `prefix_ids` (1-D) under the model's backbone (gradients kept).
+
+    Every layer keeps every key and value (a transformers `DynamicCache` of full layers, even for sliding-window
+    layers, which a cache built from the config would trim to their window): the rows read after it are masked per
+    layer type, so they see exactly what the full sequence would."""
+    from transformers.cache_utils import DynamicCache
+
+    backbone, _ = backbone_and_head(model)
+    cache = DynamicCache()
+    backbone(input_ids=prefix_ids.reshape(1, -1), **_cache_kwargs(backbone, cache))
     return cache
 
 
@@ -270,7 +348,8 @@ def extend_prefix_cache(model, cache, ids: torch.Tensor):
         cache = expand_prefix_cache(cache, 1)
     except TypeError:
         cache = copy.deepcopy(cache)
-    return backbone(input_ids=ids.reshape(1, -1), past_key_values=cache, use_cache=True).past_key_values
+    backbone(input_ids=ids.reshape(1, -1), **_cache_kwargs(backbone, cache))
+    return cache
 
 
 def cache_nbytes(cache) -> int:
@@ -332,12 +411,8 @@ def classify_suffixes(
             prefix_cache = copy.deepcopy(prefix_cache)
             prefix_cache.batch_repeat_interleave(len(input_ids))
         attention_mask = torch.cat([attention_mask.new_ones(len(input_ids), prefix_length), attention_mask], dim=1)
-    hidden = backbone(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        past_key_values=prefix_cache,
-        use_cache=prefix_cache is not None,
-    ).last_hidden_state
+    cache_kwargs = _cache_kwargs(backbone, prefix_cache) if prefix_cache is not None else {"use_cache": False}
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, **cache_kwargs).last_hidden_state
     positions = torch.arange(input_ids.shape[1], device=input_ids.device, dtype=torch.int32)
     last = ((input_ids != pad_token_id).int() * positions).argmax(-1)
     return head(hidden[torch.arange(len(input_ids), device=input_ids.device), last])
@@ -368,20 +443,18 @@ def classify_packed_suffixes(model, rows: Sequence[Sequence[int]], pad_token_id:
     local = torch.arange(len(ids), device=device) - starts[segment]
     allowed = (segment[:, None] == segment[None, :]) & (local[None, :] <= local[:, None])
     allowed = torch.cat([allowed.new_ones(len(ids), prefix_length), allowed], dim=1)
-    dtype = next(p for p in backbone.parameters() if p.is_floating_point()).dtype
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
-    cache = None
+    positions = local + prefix_length
+    key_positions = torch.cat([torch.arange(prefix_length, device=device), positions])
+    mask = tree_attention_mask(model, allowed, positions, key_positions)
+    cache_kwargs = {"use_cache": False}
     if prefix_cache is not None:
         try:
             cache = expand_prefix_cache(prefix_cache, 1)
         except TypeError:
             cache = copy.deepcopy(prefix_cache)
+        cache_kwargs = _cache_kwargs(backbone, cache)
     hidden = backbone(
-        input_ids=ids[None],
-        attention_mask=mask[None, None],
-        position_ids=(local + prefix_length)[None],
-        past_key_values=cache,
-        use_cache=cache is not None,
+        input_ids=ids[None], attention_mask=mask, position_ids=positions[None], **cache_kwargs
     ).last_hidden_state[0]
     last = torch.stack(
         [_last_real(ids[start : start + n], pad_token_id) for start, n in zip(starts, lengths, strict=True)]
@@ -416,10 +489,9 @@ def packed_pair_logits(
     query, key = torch.arange(total, device=device)[:, None], torch.arange(total, device=device)[None, :]
     allowed = key <= query
     allowed &= ~((query >= n_chosen) & (key >= prefix_length) & (key < n_chosen))  # rejected never sees chosen
-    dtype = next(p for p in backbone.parameters() if p.is_floating_point()).dtype
-    mask = torch.zeros(total, total, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+    mask = tree_attention_mask(model, allowed, positions, positions)
     hidden = backbone(
-        input_ids=ids[None], attention_mask=mask[None, None], position_ids=positions[None], use_cache=False
+        input_ids=ids[None], attention_mask=mask, position_ids=positions[None], use_cache=False
     ).last_hidden_state[0]
     rejected_index = torch.cat(
         [torch.arange(prefix_length, device=device), torch.arange(n_chosen, total, device=device)]

@@ -52,6 +52,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
 
+from .._trl_compat import cache_argument
 from ..rewards.base import SupportsUncertainty, supports_uncertainty
 from ..rewards.penalties import ENSEMBLE_METHODS, PENALTIES, combine_rewards
 from ..utils.default_model import DEFAULT_MODEL, resolve_model_name_or_path
@@ -374,13 +375,6 @@ def _load_policy(
     return model, path
 
 
-def _cache_argument(model: PreTrainedModel) -> str | None:
-    """Name of the KV-cache argument of the model's forward, or None if it takes none."""
-    forward_parameters = inspect.signature(model.forward).parameters
-    # Recent transformers releases name the cache argument `cache`, earlier ones `past_key_values`.
-    return next((name for name in ("cache", "past_key_values") if name in forward_parameters), None)
-
-
 class BestOfNSampler:
     """Sample n candidates per prompt from a policy, score them with reward functions and keep the best.
 
@@ -474,7 +468,7 @@ class BestOfNSampler:
             generation_config, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k
         )
         self.share_prompt_cache = share_prompt_cache
-        self._cache_kwarg = _cache_argument(self.model)
+        self._cache_kwarg = cache_argument(self.model)
         eos = self.generation_config.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 

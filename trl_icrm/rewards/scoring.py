@@ -23,6 +23,7 @@ from ..modeling import (
     encode_prefix,
     extend_prefix_cache,
     pad_right,
+    prefix_sharing_problem,
     prepare_tokenizer,
     unwrap_peft,
 )
@@ -160,8 +161,9 @@ class SequenceScorer:
     calls in a [`PrefixCache`] of `prefix_cache_bytes` (least recently used ones dropped first; `0` keeps none), keyed
     by the model's identity and the prefix tokens, and emptied whenever [`weights_fingerprint`] changes: the reward
     model is frozen while it scores, and a weight update invalidates every entry. A prefix larger than the whole
-    limit is encoded for its call only (one warning). Backbones that cannot take a cache fall back to the
-    full-sequence path with a one-time warning. Scores equal full-sequence scoring up to float rounding.
+    limit is encoded for its call only (one warning). Backbones whose attention layout the shared paths cannot mask
+    exactly ([`~trl_icrm.modeling.prefix_sharing_problem`]) or that fail on them score full sequences, with one
+    warning. Scores equal full-sequence scoring up to float rounding.
 
     Example:
 
@@ -186,6 +188,10 @@ class SequenceScorer:
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self._fingerprint: tuple | None = None
         self._cache_failed = False
+        problem = prefix_sharing_problem(model) if use_prefix_cache else None
+        if problem is not None:
+            self._cache_failed = True
+            logger.warning("Shared-prefix scoring is off for this model (%s): scoring full sequences.", problem)
         self._warned_too_large = False
         self._last_prefix: tuple[tuple[int, ...], Any] | None = None
 
@@ -271,7 +277,7 @@ class SequenceScorer:
                 try:
                     skip = len(prefix) + len(shared)
                     scored = self._forward_cached(prefix, shared, [encoded[i].input_ids[skip:] for i in members])
-                except (TypeError, AttributeError, NotImplementedError, ValueError) as error:
+                except (TypeError, AttributeError, KeyError, NotImplementedError, ValueError, RuntimeError) as error:
                     self._cache_failed = True
                     logger.warning(
                         "Shared-prefix caching is not available for this model (%s); scoring full sequences.", error

@@ -30,6 +30,7 @@ from ..modeling import (
     load_icrm_model,
     packed_pair_logits,
     pad_right,
+    prefix_sharing_problem,
     split_heads,
     unwrap_peft,
 )
@@ -410,6 +411,10 @@ class ICRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
             )
             if present
         ]
+        problem = prefix_sharing_problem(self.model)
+        if problem is not None and wanted is not False:
+            logger.warning("share_demonstration_prefix is off for this model: %s.", problem)
+            return False
         if wanted is None:
             return not blockers and self.accelerator.device.type == "cpu"
         if wanted and blockers:
@@ -439,6 +444,20 @@ class ICRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
             cache = encode_prefix(model, rows[0][:length]) if length else None
             logits.append(classify_suffixes(model, suffixes, mask, pad_token_id, cache))
         return torch.cat([torch.stack([pair[0] for pair in logits]), torch.stack([pair[1] for pair in logits])])
+
+    def _pair_outputs(self, model, inputs: dict[str, torch.Tensor], prefix_lengths: torch.Tensor | None):
+        """Two-head outputs of the batch: shared-prefix where on, else (and, with one warning, where a model rejects
+        the shared path's masks at run time) the batched forward."""
+        if self._share_prefix and prefix_lengths is not None:
+            try:
+                logits = self._shared_prefix_logits(
+                    model, inputs["input_ids"], inputs["attention_mask"], prefix_lengths
+                )
+                return SequenceClassifierOutputWithPast(logits=logits)
+            except (TypeError, AttributeError, KeyError) as error:
+                self._share_prefix = False
+                logger.warning("share_demonstration_prefix is off: this model rejects its masks (%s).", error)
+        return model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
 
     # Data
     def _prepare_dataset(self, dataset, processing_class, args: ICRMConfig, dataset_name: str) -> Dataset:
@@ -504,11 +523,7 @@ class ICRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
         num_demonstrations = inputs.pop("icrm_num_demonstrations")
         num_dropped = inputs.pop("icrm_num_dropped")
         prefix_lengths = inputs.pop("icrm_prefix_lengths", None)
-        if self._share_prefix and prefix_lengths is not None:
-            logits = self._shared_prefix_logits(model, inputs["input_ids"], inputs["attention_mask"], prefix_lengths)
-            outputs = SequenceClassifierOutputWithPast(logits=logits)
-        else:
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+        outputs = self._pair_outputs(model, inputs, prefix_lengths)
         rewards, confidence_logits = split_heads(outputs.logits)
         rewards_chosen, rewards_rejected = rewards.chunk(2)
         confidence_chosen, confidence_rejected = confidence_logits.chunk(2)
