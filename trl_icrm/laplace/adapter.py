@@ -115,11 +115,15 @@ class PairwiseRewardAdapter(nn.Module):
 
 
 class HeadAdapter(nn.Module):
-    """`(batch, k, hidden)` pooled features -> `(batch, k)` rewards through a copy of the classifier's `score` head."""
+    """`(batch, k, hidden)` pooled features -> `(batch, k)` rewards through a copy of the classifier's `score` head
+    (in its dtype, on its device)."""
 
     def __init__(self, head: nn.Linear):
         super().__init__()
-        self.head = nn.Linear(head.in_features, 1, bias=head.bias is not None)
+        weight = head.weight
+        self.head = nn.Linear(
+            head.in_features, 1, bias=head.bias is not None, device=weight.device, dtype=weight.dtype
+        )
         self.head.load_state_dict({key: value.detach().clone() for key, value in head.state_dict().items()})
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

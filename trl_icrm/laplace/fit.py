@@ -152,14 +152,15 @@ def make_laplace(adapter: torch.nn.Module, structure: str, prior_precision: floa
 
 
 def _pair_loader(model, subset, pad_token_id, encoded, batch_size) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches `(inputs (b, 2, ...), targets (b,) = 0: the chosen side wins)` in the adapter's input format."""
-    batches = []
+    """Batches `(inputs (b, 2, ...), targets (b,) = 0: the chosen side wins)` in the adapter's input format, on the
+    model's device."""
+    batches, device = [], next(model.parameters()).device
     for start in range(0, len(encoded), batch_size):
         rows = [side for pair in encoded[start : start + batch_size] for side in pair]
-        inputs = pack_rows(rows, per_item=2)
+        inputs = pack_rows(rows, per_item=2).to(device)
         if subset == "last_layer":
             inputs = pooled_features(model, inputs, pad_token_id)
-        batches.append((inputs, torch.zeros(len(inputs), dtype=torch.long)))
+        batches.append((inputs, torch.zeros(len(inputs), dtype=torch.long, device=device)))
     return batches
 
 
