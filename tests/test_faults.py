@@ -128,3 +128,93 @@ def test_icrm_model_card_and_trained_max_length(icrm_trained, tmp_path):
     assert model.config.icrm["max_length"] == icrm_trained.args.max_length == 256
     assert ICRMReward(str(tmp_path / "saved")).max_length == 256
     assert ICRMReward(str(tmp_path / "saved"), max_length=100).max_length == 100
+
+
+# Saved model folders hold exactly one model
+def _trainer(model, tmp_path, **kwargs):
+    args = ICRMConfig(**_args(tmp_path / "run"), max_steps=1, max_demonstrations=1)
+    return ICRMRewardTrainer(model, args=args, train_dataset=conflicting_pairs(2, 0), **kwargs)
+
+
+def test_saving_a_full_model_over_an_adapter_leaves_only_the_new_model(tiny_causal_lm, tmp_path):
+    from peft import LoraConfig
+
+    from trl_icrm import load_reward
+
+    folder = str(tmp_path / "model")
+    _trainer(tiny_causal_lm, tmp_path, peft_config=LoraConfig(r=2, target_modules=["q_proj"])).save_model(folder)
+    assert (tmp_path / "model" / "adapter_config.json").is_file()
+    full = _trainer(tiny_causal_lm, tmp_path)
+    full.train()
+    full.save_model(folder)
+    assert not (tmp_path / "model" / "adapter_config.json").exists()
+    assert not (tmp_path / "model" / "adapter_model.safetensors").exists()
+    loaded = load_reward(folder).model.state_dict()
+    for name, value in full.model.state_dict().items():
+        torch.testing.assert_close(loaded[name], value.cpu(), rtol=0, atol=0, msg=name)
+
+
+def test_a_folder_with_an_adapter_and_full_weights_is_refused(tiny_causal_lm, tmp_path, random_icrm_dir):
+    import shutil
+
+    from peft import LoraConfig
+
+    from trl_icrm import load_reward
+    from trl_icrm.utils.io import IncompleteModelFolderError
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(random_icrm_dir, folder)
+    _trainer(tiny_causal_lm, tmp_path, peft_config=LoraConfig(r=2, target_modules=["q_proj"])).save_model(
+        str(tmp_path / "adapter")
+    )
+    shutil.copy(tmp_path / "adapter" / "adapter_config.json", folder)  # as an older version's saves left it
+    shutil.copy(tmp_path / "adapter" / "adapter_model.safetensors", folder)
+    with pytest.raises(IncompleteModelFolderError, match="both a PEFT adapter"):
+        load_reward(str(folder))
+
+
+def test_an_interrupted_save_never_loads_the_older_model(tiny_causal_lm, tmp_path, monkeypatch):
+    from trl_icrm import load_reward
+    from trl_icrm.utils.io import IncompleteModelFolderError
+
+    folder = str(tmp_path / "model")
+    _trainer(tiny_causal_lm, tmp_path).save_model(folder)
+    load_reward(folder)  # a complete save loads
+    newer = _trainer(tiny_causal_lm, tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C before the new weights are written
+
+    monkeypatch.setattr(newer.model, "save_pretrained", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        newer.save_model(folder)
+    with pytest.raises(IncompleteModelFolderError, match="did not finish"):
+        load_reward(folder)
+    monkeypatch.undo()
+    newer.save_model(folder)  # saving again makes it loadable
+    load_reward(folder)
+
+
+def test_bt_save_over_an_adapter_leaves_only_the_merged_model(default_model_dir, tmp_path):
+    from peft import LoraConfig
+    from trl import RewardConfig, RewardTrainer
+
+    from trl_icrm import load_reward, save_reward_model
+    from trl_icrm.utils.testing import save_random_models
+
+    classifier = save_random_models(tmp_path / "base", default_model_dir, num_labels=1)["sequence_classifier"]
+    folder = tmp_path / "bt"
+    pairs = conflicting_pairs(2, 0).remove_columns("group")
+    args = RewardConfig(**{k: v for k, v in _args(tmp_path / "run").items() if k != "max_length"}, max_steps=1)
+    lora = LoraConfig(r=2, target_modules=["q_proj"], task_type="SEQ_CLS")
+    adapter = RewardTrainer(classifier, args=args, train_dataset=pairs, peft_config=lora)
+    adapter.train()
+    save_reward_model(adapter, folder, merge=False)
+    assert (folder / "adapter_config.json").is_file()
+    full = RewardTrainer(classifier, args=args, train_dataset=pairs)
+    full.train()
+    save_reward_model(full, folder)
+    assert not (folder / "adapter_config.json").exists() and not (folder / "adapter_model.safetensors").exists()
+    loaded = load_reward(str(folder)).model.state_dict()
+    for name, value in full.model.state_dict().items():
+        torch.testing.assert_close(loaded[name], value.cpu(), rtol=0, atol=0, msg=name)

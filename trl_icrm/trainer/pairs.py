@@ -31,6 +31,7 @@ from .._trl_compat import preference_collator
 from ..demonstrations import QueryTooLongError
 from ..modeling import prepare_tokenizer
 from ..utils.default_model import portable_model_name
+from ..utils.io import saving_model
 
 
 logger = logging.getLogger(__name__)
@@ -212,12 +213,15 @@ class PairRewardTrainerMixin:
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """[`~transformers.Trainer.save_model`]; a PEFT adapter folder (checkpoints too) also keeps the model's
-        settings and head config, in the base model's config saved beside the adapter."""
-        super().save_model(output_dir, _internal_call)
+        settings and head config, in the base model's config saved beside the adapter. The folder then holds exactly
+        this model: the weights of a model saved there before are removed first, and a save that does not finish
+        leaves a folder that loaders refuse ([`~trl_icrm.utils.io.saving_model`])."""
         output_dir = output_dir or self.args.output_dir
-        if self.args.should_save and hasattr(self.model, "peft_config"):
-            self.model.get_base_model().config.save_pretrained(output_dir)
-            record_portable_base_model(output_dir)
+        with saving_model(output_dir, enabled=self.args.should_save):
+            super().save_model(output_dir, _internal_call)
+            if self.args.should_save and hasattr(self.model, "peft_config"):
+                self.model.get_base_model().config.save_pretrained(output_dir)
+                record_portable_base_model(output_dir)
         if self.args.should_save and not _internal_call:
             self.create_model_card(output_dir=output_dir)
 
