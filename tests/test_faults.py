@@ -218,3 +218,59 @@ def test_bt_save_over_an_adapter_leaves_only_the_merged_model(default_model_dir,
     loaded = load_reward(str(folder)).model.state_dict()
     for name, value in full.model.state_dict().items():
         torch.testing.assert_close(loaded[name], value.cpu(), rtol=0, atol=0, msg=name)
+
+
+# Metric keys of several evaluation sets
+def test_each_eval_set_has_its_own_metric_keys(icrm_trained):
+    a, b = conflicting_pairs(3, seed=5), conflicting_pairs(4, seed=6)
+    alone_a = icrm_trained.evaluate(a, num_demonstrations=2)["eval_accuracy"]
+    alone_b = icrm_trained.evaluate(b, num_demonstrations=2)["eval_accuracy"]
+    both = icrm_trained.evaluate({"a": a, "b": b}, num_demonstrations=2)
+    assert both["eval_a_accuracy"] == pytest.approx(alone_a, abs=1e-7)
+    assert both["eval_b_accuracy"] == pytest.approx(alone_b, abs=1e-7)
+    assert "eval_accuracy" not in both and "eval_a_ece" in both
+    test = icrm_trained.evaluate(a, metric_key_prefix="test", num_demonstrations=2)
+    assert test["test_accuracy"] == pytest.approx(alone_a, abs=1e-7) and "eval_accuracy" not in test
+
+
+def test_metric_for_best_model_names_one_eval_set(tiny_causal_lm, tmp_path):
+    settings = {**_args(tmp_path), "eval_strategy": "steps", "eval_steps": 1, "max_steps": 2}
+    args = ICRMConfig(**settings, max_demonstrations=1, metric_for_best_model="eval_a_accuracy")
+    evaluation = {"a": conflicting_pairs(2, seed=1), "b": conflicting_pairs(2, seed=2)}
+    trainer = ICRMRewardTrainer(
+        tiny_causal_lm, args=args, train_dataset=conflicting_pairs(4, 0), eval_dataset=evaluation
+    )
+    trainer.train()
+    evaluations = [log for log in trainer.state.log_history if "eval_a_accuracy" in log]
+    assert len(evaluations) == 2 and len([log for log in trainer.state.log_history if "eval_b_accuracy" in log]) == 2
+    assert trainer.state.best_metric == max(log["eval_a_accuracy"] for log in evaluations)
+
+
+def test_vrm_eval_sets_have_their_own_metric_keys(tiny_causal_lm, tmp_path):
+    from trl_icrm import VRMConfig, VRMRewardTrainer
+
+    args = VRMConfig(**_args(tmp_path), max_steps=1)
+    trainer = VRMRewardTrainer(tiny_causal_lm, args=args, train_dataset=conflicting_pairs(2, 0))
+    metrics = trainer.evaluate({"a": conflicting_pairs(2, seed=1)}, metric_key_prefix="test")
+    assert "test_a_accuracy" in metrics and "test_a_nll" in metrics and "eval_accuracy" not in metrics
+
+
+@pytest.mark.parametrize("missing", ["optimizer.pt", "scheduler.pt"])
+def test_resuming_without_the_optimizer_state_is_refused(tiny_causal_lm, tmp_path, caplog, missing):
+    settings = {**_args(tmp_path / "run"), "max_steps": 2, "save_strategy": "steps", "save_steps": 1}
+    trainer = ICRMRewardTrainer(
+        tiny_causal_lm, args=ICRMConfig(**settings, max_demonstrations=1), train_dataset=conflicting_pairs(4, 0)
+    )
+    trainer.train()
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    (checkpoint / missing).unlink()
+    settings["output_dir"] = str(tmp_path / "resumed")
+    resumed = ICRMRewardTrainer(
+        tiny_causal_lm, args=ICRMConfig(**settings, max_demonstrations=1), train_dataset=conflicting_pairs(4, 0)
+    )
+    with pytest.raises(FileNotFoundError, match=f"no {missing}"):
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+    allowed = ICRMConfig(**settings, max_demonstrations=1, resume_with_fresh_optimizer=True)
+    resumed = ICRMRewardTrainer(tiny_causal_lm, args=allowed, train_dataset=conflicting_pairs(4, 0))
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == 2 and f"without {missing}" in caplog.text
