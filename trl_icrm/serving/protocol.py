@@ -50,11 +50,12 @@ from .config import ServingConfig
 class RequestError(ValueError):
     """A request the server rejects: `field` names what is wrong, `status` is the HTTP status of the answer."""
 
-    def __init__(self, field: str, message: str, status: int = 422):
+    def __init__(self, field: str, message: str, status: int = 422, headers: Mapping[str, str] | None = None):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
         self.status = status
+        self.headers = dict(headers or {})
 
     def to_json(self) -> dict[str, Any]:
         return {"detail": str(self), "field": self.field}
@@ -183,12 +184,20 @@ def check_list(value: Any, where: str, config: ServingConfig, limit: int | None 
 
 
 def check_string(value: Any, where: str, config: ServingConfig) -> str:
+    """A string within `--max_text_chars` that is valid Unicode (JSON's `\\ud800` escapes decode to lone surrogates,
+    which no tokenizer encodes)."""
     if not isinstance(value, str):
         raise RequestError(where, f"expected a string, got {_type_name(value)}.")
     if len(value) > config.max_text_chars:
         raise RequestError(
             where, f"{len(value)} characters, over the limit of {config.max_text_chars} (--max_text_chars)."
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(
+            where, f"not valid Unicode: a lone surrogate {value[error.start]!r} at character {error.start}."
+        ) from None
     return value
 
 
