@@ -69,6 +69,11 @@ class ICRMSettings:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ICRMSettings:
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"The `icrm` settings of this model config are not an object of settings (got "
+                f"{type(values).__name__} {str(values)[:60]}); the saved model is damaged."
+            )
         values = dict(values)
         template = DemonstrationTemplate.from_dict(values.pop("template", None))
         return cls(template=template, **values)
@@ -120,7 +125,10 @@ def check_local_path(path: str) -> None:
         or (len(parts) == 2 and os.path.isdir(parts[0]))
     )
     if local:
-        raise FileNotFoundError(f"No such folder: {path!r} (a local path that does not exist).")
+        raise FileNotFoundError(
+            f"No such folder: {path!r} is neither a local model folder nor a model on the hub (a local path that "
+            "does not exist; the hub was not asked)."
+        )
 
 
 def model_locations(path: str | os.PathLike) -> tuple[str, str]:
