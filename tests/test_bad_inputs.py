@@ -174,11 +174,13 @@ def test_bad_demonstration_banks(data, message):
         bank_from_json(data)
 
 
-def test_the_cli_reports_a_non_reward_model_without_a_traceback(tiny_causal_lm, tmp_path, capsys):
+def test_the_cli_reports_a_non_reward_model_without_a_traceback(tiny_causal_lm, tmp_path, capsys, monkeypatch):
+    import trl_icrm.scripts.laplace
     from trl_icrm.cli import main
 
+    monkeypatch.setattr(trl_icrm.scripts.laplace, "load_pairs", lambda args: (conflicting_pairs(2, 0), None))
     with pytest.raises(SystemExit) as exit_info:
         main(["laplace", "--model_name_or_path", tiny_causal_lm])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert "error:" in err and "Traceback" not in err
+    assert "error:" in err and "not a Bradley-Terry reward model" in err and "Traceback" not in err
