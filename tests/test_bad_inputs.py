@@ -108,3 +108,79 @@ def test_quantization_config_reaches_the_loader(tiny_causal_lm, tmp_path, monkey
     both = ICRMConfig(**_args(tmp_path), model_init_kwargs={"quantization_config": marker})
     with pytest.raises(ValueError, match="both as a trainer argument and in `args.model_init_kwargs`"):
         ICRMRewardTrainer(tiny_causal_lm, both, train_dataset=data, quantization_config=marker)
+
+
+def test_a_mistyped_local_path_never_asks_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setattr("transformers.utils.hub.hf_hub_download", no_network, raising=False)
+    (tmp_path / "runs" / "bt1").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    for path in ("runs/bt2", "./bt1", str(tmp_path / "runs" / "bt3"), "runs/bt1/extra/"):
+        with pytest.raises(FileNotFoundError, match="No such folder"):
+            load_reward(path)
+
+
+def test_a_damaged_icrm_config_is_refused(random_icrm_dir, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(random_icrm_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "icrm": []}))
+    with pytest.raises(ValueError, match="`icrm` settings of this model config are not an object"):
+        ICRMReward(str(folder))
+
+
+def test_lone_surrogates_are_refused_naming_the_field():
+    from trl_icrm.serving.config import ServingConfig
+    from trl_icrm.serving.protocol import DemonstrationPolicy, RequestError, parse_get_reward, parse_score
+
+    demos = [{"prompt": "p", "chosen": "a\ud800", "rejected": "b"}]
+    with pytest.raises(RequestError, match=r"labels\[0\]\[0\]\.chosen: not valid Unicode"):
+        parse_get_reward({"query": ["q a"], "prompts": ["q"], "labels": [demos]}, ServingConfig(), DemonstrationPolicy())
+    with pytest.raises(RequestError, match=r"items\[0\]\.completion: not valid Unicode"):
+        parse_score({"items": [{"prompt": "q", "completion": "\udc80"}]}, ServingConfig(), DemonstrationPolicy())
+
+
+def test_an_empty_data_file_is_a_clear_error(tmp_path):
+    from trl_icrm.data.loading import load_split
+
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="holds no rows"):
+        load_split(str(tmp_path / "empty.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([{"prompt": "p", "chosen": "a", "rejected": "b", "group": None}], "'group' is null"),
+        (
+            [{"prompt": "p", "chosen": "a", "rejected": "b", "group": g} for g in (1, "1")],
+            "would be the same bank key",
+        ),
+        ({"A": []}, "no demonstrations"),
+    ],
+)
+def test_bad_demonstration_banks(data, message):
+    from trl_icrm.serving.protocol import bank_from_json
+
+    with pytest.raises(ValueError, match=message):
+        bank_from_json(data)
+
+
+def test_the_cli_reports_a_non_reward_model_without_a_traceback(tiny_causal_lm, tmp_path, capsys, monkeypatch):
+    import trl_icrm.scripts.laplace
+    from trl_icrm.cli import main
+
+    monkeypatch.setattr(trl_icrm.scripts.laplace, "load_pairs", lambda args: (conflicting_pairs(2, 0), None))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["laplace", "--model_name_or_path", tiny_causal_lm])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "not a Bradley-Terry reward model" in err and "Traceback" not in err

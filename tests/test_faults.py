@@ -128,3 +128,149 @@ def test_icrm_model_card_and_trained_max_length(icrm_trained, tmp_path):
     assert model.config.icrm["max_length"] == icrm_trained.args.max_length == 256
     assert ICRMReward(str(tmp_path / "saved")).max_length == 256
     assert ICRMReward(str(tmp_path / "saved"), max_length=100).max_length == 100
+
+
+# Saved model folders hold exactly one model
+def _trainer(model, tmp_path, **kwargs):
+    args = ICRMConfig(**_args(tmp_path / "run"), max_steps=1, max_demonstrations=1)
+    return ICRMRewardTrainer(model, args=args, train_dataset=conflicting_pairs(2, 0), **kwargs)
+
+
+def test_saving_a_full_model_over_an_adapter_leaves_only_the_new_model(tiny_causal_lm, tmp_path):
+    from peft import LoraConfig
+
+    from trl_icrm import load_reward
+
+    folder = str(tmp_path / "model")
+    _trainer(tiny_causal_lm, tmp_path, peft_config=LoraConfig(r=2, target_modules=["q_proj"])).save_model(folder)
+    assert (tmp_path / "model" / "adapter_config.json").is_file()
+    full = _trainer(tiny_causal_lm, tmp_path)
+    full.train()
+    full.save_model(folder)
+    assert not (tmp_path / "model" / "adapter_config.json").exists()
+    assert not (tmp_path / "model" / "adapter_model.safetensors").exists()
+    loaded = load_reward(folder).model.state_dict()
+    for name, value in full.model.state_dict().items():
+        torch.testing.assert_close(loaded[name], value.cpu(), rtol=0, atol=0, msg=name)
+
+
+def test_a_folder_with_an_adapter_and_full_weights_is_refused(tiny_causal_lm, tmp_path, random_icrm_dir):
+    import shutil
+
+    from peft import LoraConfig
+
+    from trl_icrm import load_reward
+    from trl_icrm.utils.io import IncompleteModelFolderError
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(random_icrm_dir, folder)
+    _trainer(tiny_causal_lm, tmp_path, peft_config=LoraConfig(r=2, target_modules=["q_proj"])).save_model(
+        str(tmp_path / "adapter")
+    )
+    shutil.copy(tmp_path / "adapter" / "adapter_config.json", folder)  # as an older version's saves left it
+    shutil.copy(tmp_path / "adapter" / "adapter_model.safetensors", folder)
+    with pytest.raises(IncompleteModelFolderError, match="both a PEFT adapter"):
+        load_reward(str(folder))
+
+
+def test_an_interrupted_save_never_loads_the_older_model(tiny_causal_lm, tmp_path, monkeypatch):
+    from trl_icrm import load_reward
+    from trl_icrm.utils.io import IncompleteModelFolderError
+
+    folder = str(tmp_path / "model")
+    _trainer(tiny_causal_lm, tmp_path).save_model(folder)
+    load_reward(folder)  # a complete save loads
+    newer = _trainer(tiny_causal_lm, tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C before the new weights are written
+
+    monkeypatch.setattr(newer.model, "save_pretrained", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        newer.save_model(folder)
+    with pytest.raises(IncompleteModelFolderError, match="did not finish"):
+        load_reward(folder)
+    monkeypatch.undo()
+    newer.save_model(folder)  # saving again makes it loadable
+    load_reward(folder)
+
+
+def test_bt_save_over_an_adapter_leaves_only_the_merged_model(default_model_dir, tmp_path):
+    from peft import LoraConfig
+    from trl import RewardConfig, RewardTrainer
+
+    from trl_icrm import load_reward, save_reward_model
+    from trl_icrm.utils.testing import save_random_models
+
+    classifier = save_random_models(tmp_path / "base", default_model_dir, num_labels=1)["sequence_classifier"]
+    folder = tmp_path / "bt"
+    pairs = conflicting_pairs(2, 0).remove_columns("group")
+    args = RewardConfig(**{k: v for k, v in _args(tmp_path / "run").items() if k != "max_length"}, max_steps=1)
+    lora = LoraConfig(r=2, target_modules=["q_proj"], task_type="SEQ_CLS")
+    adapter = RewardTrainer(classifier, args=args, train_dataset=pairs, peft_config=lora)
+    adapter.train()
+    save_reward_model(adapter, folder, merge=False)
+    assert (folder / "adapter_config.json").is_file()
+    full = RewardTrainer(classifier, args=args, train_dataset=pairs)
+    full.train()
+    save_reward_model(full, folder)
+    assert not (folder / "adapter_config.json").exists() and not (folder / "adapter_model.safetensors").exists()
+    loaded = load_reward(str(folder)).model.state_dict()
+    for name, value in full.model.state_dict().items():
+        torch.testing.assert_close(loaded[name], value.cpu(), rtol=0, atol=0, msg=name)
+
+
+# Metric keys of several evaluation sets
+def test_each_eval_set_has_its_own_metric_keys(icrm_trained):
+    a, b = conflicting_pairs(3, seed=5), conflicting_pairs(4, seed=6)
+    alone_a = icrm_trained.evaluate(a, num_demonstrations=2)["eval_accuracy"]
+    alone_b = icrm_trained.evaluate(b, num_demonstrations=2)["eval_accuracy"]
+    both = icrm_trained.evaluate({"a": a, "b": b}, num_demonstrations=2)
+    assert both["eval_a_accuracy"] == pytest.approx(alone_a, abs=1e-7)
+    assert both["eval_b_accuracy"] == pytest.approx(alone_b, abs=1e-7)
+    assert "eval_accuracy" not in both and "eval_a_ece" in both
+    test = icrm_trained.evaluate(a, metric_key_prefix="test", num_demonstrations=2)
+    assert test["test_accuracy"] == pytest.approx(alone_a, abs=1e-7) and "eval_accuracy" not in test
+
+
+def test_metric_for_best_model_names_one_eval_set(tiny_causal_lm, tmp_path):
+    settings = {**_args(tmp_path), "eval_strategy": "steps", "eval_steps": 1, "max_steps": 2}
+    args = ICRMConfig(**settings, max_demonstrations=1, metric_for_best_model="eval_a_accuracy")
+    evaluation = {"a": conflicting_pairs(2, seed=1), "b": conflicting_pairs(2, seed=2)}
+    trainer = ICRMRewardTrainer(
+        tiny_causal_lm, args=args, train_dataset=conflicting_pairs(4, 0), eval_dataset=evaluation
+    )
+    trainer.train()
+    evaluations = [log for log in trainer.state.log_history if "eval_a_accuracy" in log]
+    assert len(evaluations) == 2 and len([log for log in trainer.state.log_history if "eval_b_accuracy" in log]) == 2
+    assert trainer.state.best_metric == max(log["eval_a_accuracy"] for log in evaluations)
+
+
+def test_vrm_eval_sets_have_their_own_metric_keys(tiny_causal_lm, tmp_path):
+    from trl_icrm import VRMConfig, VRMRewardTrainer
+
+    args = VRMConfig(**_args(tmp_path), max_steps=1)
+    trainer = VRMRewardTrainer(tiny_causal_lm, args=args, train_dataset=conflicting_pairs(2, 0))
+    metrics = trainer.evaluate({"a": conflicting_pairs(2, seed=1)}, metric_key_prefix="test")
+    assert "test_a_accuracy" in metrics and "test_a_nll" in metrics and "eval_accuracy" not in metrics
+
+
+@pytest.mark.parametrize("missing", ["optimizer.pt", "scheduler.pt"])
+def test_resuming_without_the_optimizer_state_is_refused(tiny_causal_lm, tmp_path, caplog, missing):
+    settings = {**_args(tmp_path / "run"), "max_steps": 2, "save_strategy": "steps", "save_steps": 1}
+    trainer = ICRMRewardTrainer(
+        tiny_causal_lm, args=ICRMConfig(**settings, max_demonstrations=1), train_dataset=conflicting_pairs(4, 0)
+    )
+    trainer.train()
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    (checkpoint / missing).unlink()
+    settings["output_dir"] = str(tmp_path / "resumed")
+    resumed = ICRMRewardTrainer(
+        tiny_causal_lm, args=ICRMConfig(**settings, max_demonstrations=1), train_dataset=conflicting_pairs(4, 0)
+    )
+    with pytest.raises(FileNotFoundError, match=f"no {missing}"):
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+    allowed = ICRMConfig(**settings, max_demonstrations=1, resume_with_fresh_optimizer=True)
+    resumed = ICRMRewardTrainer(tiny_causal_lm, args=allowed, train_dataset=conflicting_pairs(4, 0))
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == 2 and f"without {missing}" in caplog.text

@@ -498,3 +498,35 @@ def test_best_of_n_sampler_selects_with_the_laplace_penalty(bt_lora_dir, tiny_ca
     np.testing.assert_allclose(output.rewards[reward.__name__], posterior.mean, rtol=1e-5)
     np.testing.assert_allclose(output.variances[reward.__name__], posterior.variance, rtol=1e-4)
     assert output.index == int(np.argmax(posterior.mean - 2.0 * np.sqrt(posterior.variance)))
+
+
+def test_a_posterior_follows_its_model_to_any_path(bt_lora_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from trl_icrm.laplace import PosteriorMismatchError, fit_laplace, load_posterior
+    from trl_icrm.rewards import load_reward
+
+    model, tokenizer = _fresh(bt_lora_dir)
+    runs = tmp_path / "runs" / "bt1"
+    model.merge_and_unload().save_pretrained(runs)  # a plain BT model, as `trl-icrm train` saves one
+    tokenizer.save_pretrained(runs)
+    monkeypatch.chdir(tmp_path)
+    plain, tokenizer = _fresh("runs/bt1")  # fitted through a relative path
+    fit_laplace(plain, tokenizer, _pairs(6), subset="last_layer", progress_bar=False).save("runs/bt1")
+    rows = _rows(tokenizer, ["Hi"], [" hello there"])
+    expected = load_posterior("runs/bt1").predict_rows(rows)
+    shutil.copytree(runs, tmp_path / "copy")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for path in (str(runs.resolve()), "../copy", str(tmp_path / "copy")):
+        torch.testing.assert_close(load_posterior(path).predict_rows(rows), expected, rtol=0, atol=0)
+    assert load_reward(str(runs.resolve())).has_uncertainty
+    other = tmp_path / "other"  # the same folder name and head, other backbone weights: refused
+    shutil.copytree(runs, other)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(other / "model.safetensors")
+    save_file({k: v if k.startswith("score") else v + 0.01 for k, v in weights.items()}, other / "model.safetensors")
+    with pytest.raises(PosteriorMismatchError, match="fingerprint"):
+        load_posterior(str(other))

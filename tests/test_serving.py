@@ -121,15 +121,22 @@ def server(started_server, icrm):
 
 
 class _ThreadServer:
-    """uvicorn serving an app in a thread of the test process."""
+    """uvicorn serving an app in a thread of the test process (`graceful_shutdown_s`: as `trl-icrm serve` runs it,
+    with its connection cap and drain)."""
 
-    def __init__(self, app):
+    def __init__(self, app, graceful_shutdown_s: float | None = None):
         import uvicorn
+
+        from trl_icrm.serving.app import RewardServer, server_config
 
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
+        if graceful_shutdown_s is None:
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+            self.server = uvicorn.Server(config)
+        else:
+            config = server_config(app, "127.0.0.1", self.port, "warning", graceful_shutdown_s)
+            self.server = RewardServer(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
@@ -146,8 +153,8 @@ class _ThreadServer:
 def thread_server():
     servers = []
 
-    def start(app):
-        servers.append(_ThreadServer(app))
+    def start(app, graceful_shutdown_s=None):
+        servers.append(_ThreadServer(app, graceful_shutdown_s))
         return servers[-1]
 
     yield start
@@ -416,6 +423,14 @@ BAD_REQUESTS = [
     ("score", {"items": []}, 422, "items"),
     ("score", {"items": [{"prompt": [{"role": "user", "content": "a"}], "completion": "b"}]}, 422, "items[0].prompt"),
     ("score", {"items": [{"prompt": "a", "completion": "b", "bank_key": "A"}], "extra": 1}, 422, "extra"),
+    ("get_reward", {"query": ["a \ud800"], "prompts": ["a"], "labels": ["A"]}, 422, "query[0]"),  # lone surrogates
+    ("score", {"items": [{"prompt": "\udfff", "completion": "b", "bank_key": "A"}]}, 422, "items[0].prompt"),
+    (
+        "get_reward",
+        {"query": ["a b"], "prompts": ["a"], "labels": [[{"prompt": "p", "chosen": "\ud800", "rejected": "r"}]]},
+        422,
+        "labels[0][0].chosen",
+    ),
 ]
 
 
@@ -634,3 +649,177 @@ def test_sigterm_stops_the_server_cleanly(server):
     log = server.log_path.read_text()
     assert "Application shutdown complete" in log, log[-3000:]
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]
+
+
+# Bounds on what a client can make the server hold
+def _raw_request(port: int, body: bytes, sent: int | None = None, path: str = "/score") -> socket.socket:
+    """A connection that sent the headers of a POST of `body` and its first `sent` bytes (all by default)."""
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    connection = socket.create_connection(("127.0.0.1", port))
+    connection.settimeout(10)
+    connection.sendall(head.encode() + body[: len(body) if sent is None else sent])
+    return connection
+
+
+def _read_answer(connection: socket.socket) -> tuple[int, dict[str, str], dict]:
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+        dict(_headers(data)).get("content-length", 0)
+    ):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, dict(_headers(data)), json.loads(data.split(b"\r\n\r\n", 1)[1] or b"{}")
+
+
+def _headers(data: bytes):
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.decode().partition(":")
+        yield name.strip().lower(), value.strip()
+
+
+def _closed_by_server(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(1) == b""
+    except OSError:
+        return True
+
+
+def test_bt_queries_over_the_model_bound_are_refused_before_scoring(thread_server, tmp_path, default_model_dir):
+    from trl_icrm.serving.app import create_app
+    from trl_icrm.serving.loading import load_serving_reward
+    from trl_icrm.utils.testing import save_random_models
+
+    bt_dir = save_random_models(tmp_path, default_model_dir, num_labels=1, max_position_embeddings=64)
+    reward = load_serving_reward([bt_dir["sequence_classifier"]])
+    running = thread_server(create_app(reward, ServingConfig()))
+    long_text = " word" * 100  # about 100 tokens, far below --max_text_chars
+    status, answer = _post(running.url + "/get_reward", _openrlhf_payload(["p"], [long_text], [None]))
+    assert (status, answer["field"]) == (422, "query[0]") and "over the limit of 64" in answer["detail"]
+    assert "max_position_embeddings" in answer["detail"]
+    capped = thread_server(create_app(reward, ServingConfig(), max_length=16))  # --max_length applies to BT too
+    status, answer = _post(capped.url + "/score", {"items": [{"prompt": "p", "completion": " word" * 20}]})
+    assert (status, answer["field"]) == (422, "items[0]") and "over the limit of 16 (--max_length" in answer["detail"]
+    status, answer = _post(capped.url + "/score", {"items": [{"prompt": "p", "completion": " word"}]})
+    assert status == 200 and answer["results"][0]["reward"] == pytest.approx(reward(["p"], [" word"])[0], abs=1e-5)
+    assert _get(capped.url + "/stats")["requests"] == 1  # the refused one never reached the scorer
+
+
+def test_a_body_that_does_not_arrive_in_time_is_answered_408(thread_server):
+    from trl_icrm.serving.app import create_app
+
+    running = thread_server(create_app(_slow_reward(), ServingConfig(read_timeout_s=0.5)))
+    body = json.dumps({"items": [{"prompt": "p", "completion": "abc"}]}).encode()
+    started = time.monotonic()
+    connection = _raw_request(running.port, body, sent=10)  # then stalls
+    status, headers, answer = _read_answer(connection)
+    assert (status, answer["field"]) == (408, "body") and "read_timeout_s" in answer["detail"]
+    assert time.monotonic() - started < 5 and headers.get("connection") == "close"
+    assert _closed_by_server(connection)
+    assert _get(running.url + "/stats")["requests"] == 0
+
+
+def test_bodies_still_arriving_are_bounded_in_bytes(thread_server):
+    from trl_icrm.serving.app import create_app
+
+    reward = _slow_reward()
+    reward.release.set()
+    running = thread_server(create_app(reward, ServingConfig(max_pending_body_bytes=3000, read_timeout_s=20)))
+    body = json.dumps({"items": [{"prompt": "p", "completion": "x" * 4000}]}).encode()
+    holding = _raw_request(running.port, body, sent=2500)  # 2500 bytes held, the rest not sent yet
+    time.sleep(0.3)
+    refused = _raw_request(running.port, body, sent=1000)
+    status, headers, answer = _read_answer(refused)
+    assert (status, answer["field"]) == (503, "body") and headers["retry-after"] == "1"
+    assert "max_pending_body_bytes" in answer["detail"]
+    holding.sendall(body[2500:])  # the held body completes and is answered
+    status, _, answer = _read_answer(holding)
+    assert status == 200 and answer["results"][0]["reward"] == 4000.0
+    status, answer = _post(running.url + "/score", json.loads(body))  # the bytes were given back
+    assert status == 200
+
+
+def test_open_connections_are_capped(thread_server):
+    from trl_icrm.serving.app import create_app
+
+    reward = _slow_reward()
+    reward.release.set()
+    running = thread_server(create_app(reward, ServingConfig(max_connections=3)), graceful_shutdown_s=5)
+    body = json.dumps({"items": [{"prompt": "p", "completion": "ab"}]}).encode()
+    opened = [_raw_request(running.port, body, sent=5) for _ in range(6)]  # each stalls in its body
+    refused = []
+    for connection in opened:
+        connection.settimeout(0.5)
+        try:
+            refused.append(int(connection.recv(65536).split(b" ", 2)[1]) == 503)
+        except TimeoutError:
+            refused.append(False)  # held: waiting for the rest of its body
+    assert refused.count(False) <= 3 and refused.count(True) >= 3
+    for connection in opened:
+        connection.close()
+    _wait_for(lambda: _post(running.url + "/score", json.loads(body))[0] == 200)
+
+
+def test_shutdown_answers_what_it_cannot_finish_503_within_the_grace_period(thread_server):
+    from trl_icrm.serving.app import create_app
+
+    reward = _slow_reward()  # a batch that outlasts the grace period
+    running = thread_server(create_app(reward, ServingConfig(max_batch_size=1, max_wait_ms=0)), graceful_shutdown_s=1)
+    with ThreadPoolExecutor(4) as pool:
+        flying = pool.submit(_post, running.url + "/score", {"items": [{"prompt": "p", "completion": "ab"}]})
+        _wait_for(lambda: _get(running.url + "/stats")["in_flight_requests"] == 1)
+        queued = [pool.submit(_post, running.url + "/score", {"items": [{"prompt": "p", "completion": "a"}]})]
+        queued.append(pool.submit(_post, running.url + "/score", {"items": [{"prompt": "p", "completion": "b"}]}))
+        _wait_for(lambda: _get(running.url + "/stats")["queued_requests"] == 2)
+        started = time.monotonic()
+        running.server.should_exit = True  # what SIGTERM / SIGINT do
+        answers = [future.result() for future in [flying, *queued]]
+        answered_after = time.monotonic() - started
+        running.thread.join(timeout=10)
+        stopped_after = time.monotonic() - started
+    reward.release.set()
+    assert [status for status, _ in answers] == [503, 503, 503], answers
+    assert all("shut down" in answer["detail"] for _, answer in answers)
+    assert answered_after < 1.0 and stopped_after < 2.0 and not running.thread.is_alive()
+
+
+def test_requests_of_clients_that_hung_up_are_not_scored(thread_server):
+    from trl_icrm.serving.app import create_app
+
+    reward = _slow_reward()
+    running = thread_server(create_app(reward, ServingConfig(max_batch_size=1, max_wait_ms=0)))
+    with ThreadPoolExecutor(2) as pool:
+        flying = pool.submit(_post, running.url + "/score", {"items": [{"prompt": "p", "completion": "ab"}]})
+        _wait_for(lambda: _get(running.url + "/stats")["in_flight_requests"] == 1)
+        gone = _raw_request(running.port, json.dumps({"items": [{"prompt": "p", "completion": "abc"}]}).encode())
+        _wait_for(lambda: _get(running.url + "/stats")["queued_requests"] == 1)
+        gone.close()  # hangs up while its request waits
+        time.sleep(0.3)
+        reward.release.set()
+        assert flying.result()[0] == 200
+    _wait_for(lambda: _get(running.url + "/stats")["cancelled"] == 1)
+    stats = _get(running.url + "/stats")
+    assert stats["batches"] == 1 and stats["completed"] == 1 and stats["queued_requests"] == 0
+
+
+def test_lone_surrogates_never_poison_a_merged_batch(server, icrm):
+    bad = json.dumps(_openrlhf_payload(["Is it?"], [" \ud800"], [json.dumps(DEMOS_A)])).encode()
+    before = _get(server.url + "/stats")
+    with ThreadPoolExecutor(8) as pool:
+        futures = [
+            pool.submit(
+                _post,
+                server.url + "/get_reward",
+                bad if i % 3 == 0 else _openrlhf_payload(["Is it?"], [f" {i}"], [json.dumps(DEMOS_A)]),
+            )
+            for i in range(12)
+        ]
+        answers = [future.result() for future in futures]
+    good = [i for i in range(12) if i % 3]
+    assert all(answers[i][0] == 422 and answers[i][1]["field"] == "query[0]" for i in range(0, 12, 3))
+    _, rewards = _expected(icrm, ["Is it?"] * len(good), [f" {i}" for i in good], [DEMOS_A] * len(good))
+    np.testing.assert_allclose([answers[i][1]["rewards"][0] for i in good], rewards, rtol=0, atol=1e-5)
+    after = _get(server.url + "/stats")
+    assert after["retried_alone"] == before["retried_alone"] and after["failed"] == before["failed"]

@@ -106,10 +106,23 @@ def main(argv: list[str] | None = None) -> int:
         command_parser.error(str(error))
     try:
         module.main(*parsed)
-    except FileNotFoundError as error:  # a model, data set or file that is not there
+    except (FileNotFoundError, ValueError) as error:  # a model, data set or file that is not there or not usable
+        if not _is_user_error(error):
+            raise
         command_parser.exit(1, f"{command_parser.prog}: error: {error}\n")
     _end_process_group()
     return 0
+
+
+def _is_user_error(error: Exception) -> bool:
+    """Whether `error` is about what the user gave (a missing file, a folder that holds no usable reward model or a
+    posterior of another model): a one-line message, not a traceback."""
+    from .laplace.adapter import NotARewardModelError
+    from .laplace.posterior import PosteriorMismatchError
+    from .utils.io import IncompleteModelFolderError
+
+    user_errors = (FileNotFoundError, NotARewardModelError, PosteriorMismatchError, IncompleteModelFolderError)
+    return isinstance(error, user_errors)
 
 
 def _end_process_group() -> None:

@@ -34,6 +34,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from ._trl_compat import cache_argument, layer_types_and_windows, pad
 from .demonstrations import DemonstrationTemplate
 from .utils.default_model import resolve_model_name_or_path
+from .utils.io import check_model_folder
 
 
 ICRM_LABELS = {0: "reward", 1: "confidence"}
@@ -68,6 +69,11 @@ class ICRMSettings:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ICRMSettings:
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"The `icrm` settings of this model config are not an object of settings (got "
+                f"{type(values).__name__} {str(values)[:60]}); the saved model is damaged."
+            )
         values = dict(values)
         template = DemonstrationTemplate.from_dict(values.pop("template", None))
         return cls(template=template, **values)
@@ -104,10 +110,33 @@ def is_peft_folder(path: str | os.PathLike) -> bool:
     return Path(path, "adapter_config.json").is_file()
 
 
+def check_local_path(path: str) -> None:
+    """"No such folder" for a path that names a local folder but is none, before anything would ask the hub for it: an
+    absolute or relative (`./`, `~`) path, one of more than two parts, or one whose first part is a local folder (a
+    mistyped `runs/bt2` next to `runs/bt1`). Anything else may be a hub id (`org/name`)."""
+    if os.path.isdir(path):
+        return
+    parts = path.replace("\\", "/").split("/")
+    local = (
+        os.path.isabs(path)
+        or path.startswith((".", "~"))
+        or len(parts) > 2
+        or "" in parts
+        or (len(parts) == 2 and os.path.isdir(parts[0]))
+    )
+    if local:
+        raise FileNotFoundError(
+            f"No such folder: {path!r} is neither a local model folder nor a model on the hub (a local path that "
+            "does not exist; the hub was not asked)."
+        )
+
+
 def model_locations(path: str | os.PathLike) -> tuple[str, str]:
     """`(base_path, config_path)` of a resolved model folder: for a PEFT adapter folder, its base model and the folder
     holding the config (the adapter's own `config.json` if saved with it, else the base model's); else `path` twice."""
     path = os.fspath(path)
+    check_local_path(path)
+    check_model_folder(path)
     if not is_peft_folder(path):
         return path, path
     with open(Path(path, "adapter_config.json"), encoding="utf-8") as handle:

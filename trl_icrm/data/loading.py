@@ -43,7 +43,10 @@ def load_split(
                 f"Unsupported file type {''.join(path.suffixes)!r}; use one of {sorted(FILE_BUILDERS)}, optionally "
                 f"compressed ({', '.join(COMPRESSIONS)})."
             )
-        return load_dataset(builder, data_files={split: str(path)}, split=split, **load_dataset_kwargs)
+        try:
+            return load_dataset(builder, data_files={split: str(path)}, split=split, **load_dataset_kwargs)
+        except StopIteration:  # datasets' JSON reader on a file without any row
+            raise ValueError(f"{path_or_name} holds no rows (an empty file).") from None
     if path.is_dir() and any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json")):
         loaded = load_from_disk(str(path))
         return loaded[split] if isinstance(loaded, DatasetDict) else loaded

@@ -56,6 +56,7 @@ from .posterior import (
     PosteriorMismatchError,
     posterior_file,
     saved_subsets,
+    weight_fingerprint,
     weight_signature,
 )
 
@@ -221,6 +222,7 @@ def fit_laplace(
     metadata = {"base_model": base_model_name(model), "num_pairs": str(len(pairs)), "max_length": str(max_length)}
     posterior = LaplacePosterior(laplace, adapter, model, subset, structure, pad_token_id, metadata)
     posterior.metadata["signature"] = weight_signature(_covered(posterior))
+    posterior.metadata["fingerprint"] = weight_fingerprint(model)
     return posterior
 
 
@@ -296,11 +298,6 @@ def _read_posterior(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 def _check_matches(posterior: LaplacePosterior, tensors, metadata, path) -> None:
     covered = _covered(posterior)
-    base = base_model_name(posterior.model)
-    if metadata.get("base_model") and metadata["base_model"] != base:
-        raise PosteriorMismatchError(
-            f"{path} was fitted to a reward model on {metadata['base_model']!r}, this one is on {base!r}."
-        )
     if metadata.get("signature") != weight_signature(covered):
         count = sum(p.numel() for _, p in covered)
         raise PosteriorMismatchError(
@@ -313,6 +310,18 @@ def _check_matches(posterior: LaplacePosterior, tensors, metadata, path) -> None
             f"{path} was fitted to other weights: its MAP mean differs from this model's (max difference "
             f"{(mean - tensors['mean']).abs().max():.3g}). Refit it for this model."
         )
+    if "fingerprint" in metadata:  # the model by content: any path to the same weights loads the posterior
+        if metadata["fingerprint"] != weight_fingerprint(posterior.model):
+            raise PosteriorMismatchError(
+                f"{path} was fitted to another model (base model {metadata.get('base_model')!r}): the fingerprint of "
+                "the weights differs. Refit it for this model."
+            )
+    elif metadata.get("base_model"):  # a file written before fingerprints: compare the base model's name only
+        base = base_model_name(posterior.model)
+        if Path(metadata["base_model"]).name != Path(base).name:
+            raise PosteriorMismatchError(
+                f"{path} was fitted to a reward model on {metadata['base_model']!r}, this one is on {base!r}."
+            )
 
 
 def _state_dict(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[str, Any]:

@@ -62,6 +62,24 @@ def weight_signature(named_parameters: list[tuple[str, torch.Tensor]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+FINGERPRINT_SAMPLES = 4096
+"""Values per weight tensor that [`weight_fingerprint`] hashes (evenly spaced over the tensor; all of a smaller one)."""
+
+
+def weight_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights by content: every tensor of its state dict by name, shape and values (up to
+    [`FINGERPRINT_SAMPLES`] evenly spaced ones, as fp32). The same weights give the same fingerprint wherever and
+    through whatever path they are loaded from; other weights (another fine-tune or base model) give another."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().reshape(-1)
+        step = max(1, flat.numel() // FINGERPRINT_SAMPLES)
+        sample = flat[::step][:FINGERPRINT_SAMPLES].to("cpu", torch.float32)
+        digest.update(json.dumps([name, list(tensor.shape)]).encode())
+        digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
 @dataclass
 class LaplacePosterior:
     """A fitted (or loaded) Laplace posterior of a reward model.
@@ -184,5 +202,6 @@ __all__ = [
     "PosteriorMismatchError",
     "posterior_file",
     "saved_subsets",
+    "weight_fingerprint",
     "weight_signature",
 ]

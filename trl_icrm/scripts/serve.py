@@ -79,8 +79,9 @@ class ServeScriptArguments:
     max_length: int | None = field(
         default=None,
         metadata={
-            "help": "Token bound of an ICRM input (demonstrations + query; whole demonstrations are dropped to fit); "
-            "default: the model's training max_length."
+            "help": "Token bound of a served input, every kind of model: a longer query (prompt + completion) is "
+            "answered 422; an ICRM model drops whole demonstrations to fit it. Default: the model's training "
+            "max_length (ICRM), and always at most the model's max_position_embeddings."
         },
     )
     batch_size: int = field(default=16, metadata={"help": "Sequences per forward pass of the reward model."})
@@ -132,7 +133,7 @@ def build_app(script_args: ServeScriptArguments, config: ServingConfig):
         trust_remote_code=script_args.trust_remote_code,
         prefix_cache_bytes=script_args.prefix_cache_bytes,
     )
-    return create_app(reward, config, demonstration_bank=bank)
+    return create_app(reward, config, demonstration_bank=bank, max_length=script_args.max_length)
 
 
 def main(script_args: ServeScriptArguments, config: ServingConfig) -> None:

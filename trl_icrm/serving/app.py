@@ -11,9 +11,14 @@ Endpoints:
 - `GET /health`: status, the model, the settings and the counters; `GET /stats`: the counters only (`batches`,
   `requests`, `mean_batch_requests`, ...).
 
-Errors answer `{"detail": "<field>: <what is wrong>", "field": "<field>"}` with status 400 (not JSON), 413 (body too
-large), 422 (a field is missing, of the wrong type, over a limit, or the model cannot score it), 503 (queue full or
-shutting down; retry) or 500 (a bug). See `trl_icrm.serving.protocol` for the formats.
+Errors answer `{"detail": "<field>: <what is wrong>", "field": "<field>"}` with status 400 (not JSON), 408 (the body
+did not arrive within `--read_timeout_s`), 413 (body too large), 422 (a field is missing, of the wrong type, not valid
+Unicode, over a limit such as the model's token bound, or the model cannot score it), 503 (queue full, too many bytes
+of bodies still arriving, or shutting down; retry, see `Retry-After`) or 500 (a bug). Beyond `--max_connections` open
+connections uvicorn answers a plain 503. See `trl_icrm.serving.protocol` for the formats.
+
+A request is parsed, validated and its tokens counted against the model's bound on the event loop and a tokenizer
+thread, never on the scoring thread; a request whose client hangs up before it is scored is dropped.
 
 Example:
 
@@ -27,18 +32,21 @@ run_server(create_app(reward, ServingConfig(max_batch_size=128)), host="127.0.0.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from .batching import BatchScorer, QueueFullError, ShuttingDownError
 from .config import ServingConfig
-from .loading import DEMONSTRATIONS_COLUMN, demonstration_policy
+from .loading import DEMONSTRATIONS_COLUMN, TokenBound, demonstration_policy, token_bound
 from .protocol import (
     DemonstrationPolicy,
     ItemResult,
@@ -115,6 +123,88 @@ async def read_body(request: Request, config: ServingConfig) -> bytes:
     return b"".join(chunks)
 
 
+class BodyGuard:
+    """ASGI middleware bounding what request bodies hold: each body must arrive within `read_timeout_s` of its
+    headers (else 408, and the connection is closed), and the bytes held in bodies still arriving, all requests
+    together, stay within `max_pending_body_bytes` (else 503 with `Retry-After`). Both reach the handler as a
+    [`RequestError`] from `receive`."""
+
+    def __init__(self, app, read_timeout_s: float, max_pending_body_bytes: int, max_body_bytes: int):
+        self.app = app
+        self.read_timeout_s = read_timeout_s
+        self.max_pending_body_bytes = max_pending_body_bytes
+        self.max_body_bytes = max_body_bytes
+        self.pending_body_bytes = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout_s
+        held, finished = 0, False
+
+        def release() -> None:
+            nonlocal held, finished
+            self.pending_body_bytes -= held
+            held, finished = 0, True
+
+        async def guarded_receive():
+            nonlocal held
+            if finished:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                release()
+                raise RequestError(
+                    "body", f"not received within {self.read_timeout_s:g} s (--read_timeout_s).", status=408,
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                release()
+                return message
+            grow = max(0, min(held + len(message.get("body", b"")), self.max_body_bytes + 1) - held)
+            if self.pending_body_bytes + grow > self.max_pending_body_bytes:
+                release()
+                raise RequestError(
+                    "body",
+                    f"the server holds {self.max_pending_body_bytes} bytes of request bodies still arriving "
+                    "(--max_pending_body_bytes); retry later.",
+                    status=503,
+                    headers={"Retry-After": "1", "Connection": "close"},
+                )
+            held += grow
+            self.pending_body_bytes += grow
+            return message
+
+        try:
+            await self.app(scope, guarded_receive, send)
+        finally:
+            if not finished:
+                release()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client of `request` (whose body has been read) hangs up."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def submit_while_connected(request: Request, scorer: BatchScorer, items: list[ScoreItem]) -> list[ItemResult]:
+    """`scorer.submit(items)`, withdrawn (never scored, counted `cancelled`) if the client hangs up first."""
+    scoring = asyncio.ensure_future(scorer.submit(items))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({scoring, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not scoring.done():
+            scoring.cancel()
+    if not scoring.done() or scoring.cancelled():
+        raise ClientDisconnect()
+    return scoring.result()
+
+
 def _error(
     status: int, detail: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
@@ -128,16 +218,19 @@ async def answer(
     parse: Callable[[Any], list[ScoreItem]],
     respond: Callable[[Sequence[ItemResult]], dict[str, Any]],
     field: str,
+    check: Callable[[list[ScoreItem], str], Awaitable[None]] | None = None,
 ):
-    """Read, parse, score (batched with other requests) and answer one request; every failure is an HTTP error that
-    names the field, never a crash of the server."""
+    """Read, parse, check (`check(items, field)`: the model's token bound), score (batched with other requests) and
+    answer one request; every failure is an HTTP error that names the field, never a crash of the server."""
     try:
         items = parse(decode_json(await read_body(request, config)))
-        results = await scorer.submit(items)
+        if check is not None:
+            await check(items, field)
+        results = await submit_while_connected(request, scorer, items)
     except ClientDisconnect:
         return Response(status_code=400)  # the client is gone; nobody reads this
     except RequestError as error:
-        return JSONResponse(error.to_json(), status_code=error.status)
+        return JSONResponse(error.to_json(), status_code=error.status, headers=error.headers)
     except QueueFullError as error:
         return _error(503, f"The reward server is busy: {error} Retry later.", headers={"Retry-After": "1"})
     except ShuttingDownError as error:
@@ -155,6 +248,7 @@ def create_app(
     config: ServingConfig | None = None,
     *,
     demonstration_bank: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    max_length: int | None = None,
 ):
     """The FastAPI app serving `reward` (a `trl_icrm.rewards.RewardModel`; its `penalty` and `penalty_coef` set the
     reward it answers), batched by a [`BatchScorer`] that starts and stops with the app.
@@ -164,6 +258,8 @@ def create_app(
             the `demonstrations` column.
         config: Batching and limits ([`ServingConfig`]).
         demonstration_bank: `{key: [pairs]}`: a label that is a key draws `config.num_demonstrations` of its pairs.
+        max_length: Most tokens of a completion's query (prompt + completion), with the model's own bound
+            (`max_position_embeddings`, an ICRM model's training `max_length`): longer ones are answered 422.
     """
     config = config or ServingConfig()
     policy = demonstration_policy(reward, demonstration_bank, config.num_demonstrations, config.seed)
@@ -174,6 +270,11 @@ def create_app(
         max_queue=config.max_queue,
     )
     model = describe_model(reward, policy)
+    bound: TokenBound = token_bound(reward, max_length)
+    tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reward-tokens")  # the bound's tokenizers
+
+    async def check(items: list[ScoreItem], field: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(tokenizing, bound.check, items, field)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -182,24 +283,32 @@ def create_app(
             yield
         finally:
             await scorer.close()  # after uvicorn has finished the requests in flight
+            tokenizing.shutdown(wait=False)
             stats = scorer.stats()
             logger.info(
                 "Reward server stopped: %d requests answered in %d batches.", stats["completed"], stats["batches"]
             )
 
     app = FastAPI(title="trl-icrm reward server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.scorer, app.state.policy, app.state.reward = scorer, policy, reward
+    app.state.scorer, app.state.policy, app.state.reward, app.state.config = scorer, policy, reward, config
+    app.state.token_bound = bound
+    app.add_middleware(
+        BodyGuard,
+        read_timeout_s=config.read_timeout_s,
+        max_pending_body_bytes=config.max_pending_body_bytes,
+        max_body_bytes=config.max_body_bytes,
+    )
 
     @app.post("/get_reward")
     async def get_reward(request: Request):
         parse = lambda payload: parse_get_reward(payload, config, policy)
-        return await answer(request, scorer, config, parse, get_reward_response, "query")
+        return await answer(request, scorer, config, parse, get_reward_response, "query", check)
 
     @app.post("/score")
     async def score(request: Request):
         parse = lambda payload: parse_score(payload, config, policy)
         respond = lambda results: score_response(results, reward.scale, reward.penalty)
-        return await answer(request, scorer, config, parse, respond, "items")
+        return await answer(request, scorer, config, parse, respond, "items", check)
 
     @app.get("/health")
     async def health():
@@ -213,6 +322,34 @@ def create_app(
     return app
 
 
+class RewardServer(uvicorn.Server):
+    """uvicorn's server for an app of [`create_app`]: on SIGINT / SIGTERM it drains the app's scorer within the
+    graceful shutdown period ([`BatchScorer.drain`]): requests it cannot finish in time are answered 503 with
+    `Retry-After` before the period ends, and the process does not wait for the batch being scored."""
+
+    async def shutdown(self, sockets=None) -> None:
+        grace = self.config.timeout_graceful_shutdown
+        if grace is not None:
+            self.config.app.state.scorer.drain(grace)
+        await super().shutdown(sockets)
+
+
+def server_config(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", graceful_shutdown_s: float = 30.0
+) -> uvicorn.Config:
+    """The uvicorn settings of the reward server: the app's connection cap (`max_connections`) and grace period."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_shutdown_s,
+        limit_concurrency=app.state.config.max_connections,
+        lifespan="on",
+    )
+
+
 def run_server(
     app: FastAPI,
     host: str = "127.0.0.1",
@@ -222,23 +359,23 @@ def run_server(
     graceful_shutdown_s: float = 30.0,
 ) -> None:
     """Serve `app` with uvicorn until SIGINT / SIGTERM; then stop accepting connections, finish the requests in
-    flight (for at most `graceful_shutdown_s`) and the queued batches, and return."""
-    import uvicorn
-
+    flight and queued within `graceful_shutdown_s` (what is not finished by then is answered 503), and return."""
     if host not in LOOPBACK_HOSTS:
         logger.warning(
             "Serving on %s: anyone who can reach this port can use the reward model (no authentication).", host
         )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=graceful_shutdown_s,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    RewardServer(server_config(app, host, port, log_level, graceful_shutdown_s)).run()
 
 
-__all__ = ["answer", "create_app", "describe_model", "make_score_fn", "read_body", "run_server"]
+__all__ = [
+    "BodyGuard",
+    "RewardServer",
+    "answer",
+    "create_app",
+    "describe_model",
+    "make_score_fn",
+    "read_body",
+    "run_server",
+    "server_config",
+    "submit_while_connected",
+]

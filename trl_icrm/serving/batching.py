@@ -11,7 +11,9 @@ prefix). The event loop stays free to accept and parse other requests meanwhile.
 - A request whose caller went away (its future cancelled) is dropped before scoring, and never breaks the batch of
   others.
 - If a merged batch fails, each of its requests is scored alone, so only the request at fault gets the error.
-- [`BatchScorer.close`] stops taking requests ([`ShuttingDownError`], 503) and finishes every queued one.
+- [`BatchScorer.close`] stops taking requests ([`ShuttingDownError`], 503) and finishes every queued one;
+  [`BatchScorer.drain`] does so within a grace period, then answers what it has not finished with
+  [`ShuttingDownError`] and no longer waits for the batch being scored (its thread is a daemon: the process may exit).
 
 Example:
 
@@ -35,9 +37,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -70,6 +74,36 @@ class BatchStats:
     max_batch_items: int = 0
     retried_alone: int = 0  # requests scored again alone after their merged batch failed
     scoring_seconds: float = 0.0
+
+
+class _ScoringThread:
+    """One daemon thread that runs the scoring calls, one at a time, in order. A daemon, so that a process that shuts
+    down does not wait for a batch nobody will read (a `ThreadPoolExecutor` thread is joined at exit)."""
+
+    def __init__(self, name: str = "reward-scorer"):
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        future: Future = Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def _loop(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, fn, args = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
+                future.set_exception(error)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._calls.put(None)
+        if wait:
+            self._thread.join()
 
 
 @dataclass
@@ -108,9 +142,11 @@ class BatchScorer:
         self._in_flight = 0  # requests in the batch being scored
         self._stats = BatchStats()
         self._closing = False
+        self._abandoned = False  # the grace period of a drain ran out
+        self._batch: list[_Job] = []  # the batch being scored
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: _ScoringThread | None = None
         self._started_at = time.monotonic()
 
     # Life cycle
@@ -119,21 +155,54 @@ class BatchScorer:
         if self._task is not None:
             return
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reward-scorer")
-        self._closing = False
+        self._executor = _ScoringThread()
+        self._closing = self._abandoned = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="reward-batcher")
 
     async def close(self) -> None:
-        """Take no new requests, score every queued one, then stop the worker and its thread."""
+        """Take no new requests, score every queued one (unless a [`drain`] gave up on them), then stop the worker
+        and its thread."""
         self._closing = True
         if self._task is None:
             return
         self._wakeup.set()
         try:
+            if self._abandoned:
+                self._task.cancel()
             await self._task
+        except asyncio.CancelledError:
+            if not self._abandoned:
+                raise
         finally:
             self._task = None
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=not self._abandoned)
+
+    def drain(self, grace_s: float) -> None:
+        """Shut down within `grace_s` seconds: take no new requests now, and once the grace period is (nearly) over
+        answer every request not finished with [`ShuttingDownError`] (503, retry elsewhere or later) and stop waiting
+        for the batch being scored. Call it on the event loop when the server starts shutting down."""
+        self._closing = True
+        if self._task is None:
+            return
+        self._wakeup.set()
+        margin = min(0.25, grace_s / 4)  # answered before the server's own grace period cancels the handlers
+        asyncio.get_running_loop().call_later(max(grace_s - margin, 0.0), self._abandon)
+
+    def _abandon(self) -> None:
+        if not self._queue and not self._batch:
+            return
+        self._abandoned = True
+        error = ShuttingDownError("The reward server shut down before this request was scored; retry.")
+        unfinished = [*self._batch, *self._queue]
+        self._queue.clear()
+        self._queued_items = 0
+        for job in unfinished:
+            if job.future.done():  # its caller went away
+                self._stats.cancelled += 1
+            else:
+                self._fail(job, error)
+        if self._task is not None:
+            self._task.cancel()
 
     @property
     def closing(self) -> bool:
@@ -220,7 +289,7 @@ class BatchScorer:
     async def _call(self, items: list[Any]) -> list[Any]:
         start = time.perf_counter()
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self._executor, self.score_fn, items)
+            results = await asyncio.wrap_future(self._executor.submit(self.score_fn, items))
         finally:
             self._stats.scoring_seconds += time.perf_counter() - start
         results = list(results)
@@ -230,7 +299,7 @@ class BatchScorer:
 
     async def _score(self, batch: list[_Job]) -> None:
         items = [item for job in batch for item in job.items]
-        self._in_flight = len(batch)
+        self._batch, self._in_flight = batch, len(batch)
         self._stats.batches += 1
         self._stats.batched_requests += len(batch)
         self._stats.batched_items += len(items)
@@ -251,7 +320,7 @@ class BatchScorer:
                 self._finish(job, results[start : start + len(job.items)])
                 start += len(job.items)
         finally:
-            self._in_flight = 0
+            self._batch, self._in_flight = [], 0
 
     async def _score_alone(self, job: _Job) -> None:
         if job.future.done():

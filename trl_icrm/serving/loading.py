@@ -15,13 +15,16 @@ bank = read_demonstration_bank("bank.json")                                  # {
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .protocol import DemonstrationPolicy, bank_from_json
+from .protocol import DemonstrationPolicy, RequestError, bank_from_json
 
 
 logger = logging.getLogger(__name__)
@@ -109,6 +112,67 @@ def load_serving_reward(
     return reward
 
 
+POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+"""Config fields that bound how many tokens a model reads (the first one a config has counts, with the others)."""
+
+
+def model_token_limit(model: Any) -> int | None:
+    """The most tokens `model` can read: the smallest positive `max_position_embeddings`-like field of its (text)
+    config; `None` if it has none."""
+    from ..modeling import unwrap_peft
+
+    config = unwrap_peft(model).config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    limits = [getattr(config, name, None) for name in POSITION_FIELDS]
+    limits = [limit for limit in limits if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0]
+    return min(limits) if limits else None
+
+
+@dataclass
+class TokenBound:
+    """The token bound of every served model, checked on each request before it reaches the scoring thread.
+
+    Each member counts the tokens of a completion's query (prompt + completion, as it renders them) with its own
+    copy of the tokenizer (so the check never shares a tokenizer with the scoring thread), against the smallest of
+    its model's position limit, `--max_length` and the length it recorded at training (ICRM). Demonstrations do not
+    count: an ICRM model drops whole demonstrations to fit its bound."""
+
+    members: list[tuple[Any, int, str]] = field(default_factory=list)  # (renderer, limit, where the limit comes from)
+
+    def check(self, items: Sequence[Any], where: str) -> None:
+        """A [`RequestError`] (422) naming the first item whose query is over a member's bound."""
+        for i, item in enumerate(items):
+            for renderer, limit, source in self.members:
+                try:
+                    count = len(renderer.encode_query(item.prompt, item.completion))
+                except (TypeError, ValueError) as error:
+                    raise RequestError(f"{where}[{i}]", str(error)) from None
+                if count > limit:
+                    raise RequestError(
+                        f"{where}[{i}]", f"{count} tokens (prompt and completion), over the limit of {limit} ({source})."
+                    )
+
+
+def token_bound(reward: Any, max_length: int | None = None) -> TokenBound:
+    """The [`TokenBound`] of `reward` (each member of an ensemble) under `--max_length`."""
+    from ..demonstrations import DemonstrationRenderer
+
+    members = []
+    for member in getattr(reward, "members", None) or [reward]:
+        tokenizer, model = getattr(member, "tokenizer", None), getattr(member, "model", None)
+        if tokenizer is None or model is None:
+            continue
+        limits = [(model_token_limit(model), "the model's max_position_embeddings")]
+        limits.append((max_length, "--max_length"))
+        if max_length is None:
+            limits.append((getattr(member, "max_length", None), "the model's max_length"))
+        limits = [(limit, source) for limit, source in limits if limit]
+        if limits:
+            limit, source = min(limits, key=lambda pair: pair[0])
+            members.append((DemonstrationRenderer(copy.deepcopy(tokenizer)), limit, f"{source} of {member.__name__}"))
+    return TokenBound(members)
+
+
 def move_to_device(reward: Any, device: str) -> None:
     """Move the model(s) of a reward model (or of every member of an ensemble) to `device`."""
     for member in getattr(reward, "members", None) or [reward]:
@@ -171,9 +235,12 @@ def read_demonstration_bank(path: str | os.PathLike, key_field: str = "group") -
 
 __all__ = [
     "DEMONSTRATIONS_COLUMN",
+    "TokenBound",
     "demonstration_policy",
     "load_serving_reward",
+    "model_token_limit",
     "move_to_device",
     "read_demonstration_bank",
     "resolve_device",
+    "token_bound",
 ]

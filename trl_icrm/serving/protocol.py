@@ -50,11 +50,12 @@ from .config import ServingConfig
 class RequestError(ValueError):
     """A request the server rejects: `field` names what is wrong, `status` is the HTTP status of the answer."""
 
-    def __init__(self, field: str, message: str, status: int = 422):
+    def __init__(self, field: str, message: str, status: int = 422, headers: Mapping[str, str] | None = None):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
         self.status = status
+        self.headers = dict(headers or {})
 
     def to_json(self) -> dict[str, Any]:
         return {"detail": str(self), "field": self.field}
@@ -183,12 +184,20 @@ def check_list(value: Any, where: str, config: ServingConfig, limit: int | None 
 
 
 def check_string(value: Any, where: str, config: ServingConfig) -> str:
+    """A string within `--max_text_chars` that is valid Unicode (JSON's `\\ud800` escapes decode to lone surrogates,
+    which no tokenizer encodes)."""
     if not isinstance(value, str):
         raise RequestError(where, f"expected a string, got {_type_name(value)}.")
     if len(value) > config.max_text_chars:
         raise RequestError(
             where, f"{len(value)} characters, over the limit of {config.max_text_chars} (--max_text_chars)."
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(
+            where, f"not valid Unicode: a lone surrogate {value[error.start]!r} at character {error.start}."
+        ) from None
     return value
 
 
@@ -437,13 +446,24 @@ def bank_from_json(data: Any, key_field: str = "group", where: str = "demonstrat
                 bank[str(key)] = check_demonstrations(pairs, f"{where}[{key!r}]", unlimited)
             except RequestError as error:
                 raise ValueError(str(error)) from None
+            if not bank[str(key)]:
+                raise ValueError(f"{where}[{key!r}]: no demonstrations (a bank key needs at least one pair).")
         return bank
     if isinstance(data, list):
         bank: dict[str, list[dict]] = {}
+        keys: dict[str, Any] = {}  # each key as the rows give it
         for i, row in enumerate(data):
             if not isinstance(row, Mapping) or key_field not in row:
                 raise ValueError(f"{where}: row {i} is not an object with a {key_field!r} field (--bank_key).")
-            missing = [key for key in DEMONSTRATION_KEYS if key not in row]
+            key = row[key_field]
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise ValueError(f"{where}: row {i}: {key_field!r} is {_type_name(key)}; a bank key is a string.")
+            if keys.setdefault(str(key), key) != key:
+                raise ValueError(
+                    f"{where}: row {i}: {key_field!r} {key!r} and an earlier {keys[str(key)]!r} would be the same "
+                    "bank key; give keys as strings."
+                )
+            missing = [name for name in DEMONSTRATION_KEYS if name not in row]
             if missing:
                 raise ValueError(f"{where}: row {i} has no {missing[0]!r}.")
             pair = as_demonstration(row)
@@ -451,7 +471,7 @@ def bank_from_json(data: Any, key_field: str = "group", where: str = "demonstrat
                 check_demonstrations([pair], f"{where}, row {i}", unlimited)
             except RequestError as error:
                 raise ValueError(str(error)) from None
-            bank.setdefault(str(row[key_field]), []).append(pair)
+            bank.setdefault(str(key), []).append(pair)
         return bank
     raise ValueError(f"{where}: expected a JSON object {{key: [pairs]}} or a list of rows, got {_type_name(data)}.")
 

@@ -53,17 +53,22 @@ def save_reward_model(trainer: Any, output_dir: str | os.PathLike, merge: bool =
     first (then only the main process writes); otherwise `trainer.save_model` (a collective under ZeRO-3).
 
     With `merge=False` a PEFT model is saved as its adapter folder, with the classifier's config (one output) next to
-    it, so its kind is read as any BT model's and a Laplace posterior can cover its LoRA weights."""
+    it, so its kind is read as any BT model's and a Laplace posterior can cover its LoRA weights.
+
+    The folder then holds exactly this model: the weights of a model saved there before are removed first, and a save
+    that does not finish leaves a folder that loaders refuse ([`~trl_icrm.utils.io.saving_model`])."""
+    from ..utils.io import saving_model
+
     output_dir = os.fspath(output_dir)
     model = trainer.model
-    if not hasattr(model, "merge_and_unload") or not merge:
-        trainer.save_model(output_dir)
-        if hasattr(model, "merge_and_unload") and trainer.accelerator.is_main_process:
-            model.get_base_model().config.save_pretrained(output_dir)
-        return output_dir
-    if trainer.accelerator.is_main_process:
-        model.merge_and_unload().save_pretrained(output_dir)
-        trainer.processing_class.save_pretrained(output_dir)
+    with saving_model(output_dir, enabled=trainer.args.should_save):
+        if not hasattr(model, "merge_and_unload") or not merge:
+            trainer.save_model(output_dir)
+            if hasattr(model, "merge_and_unload") and trainer.accelerator.is_main_process:
+                model.get_base_model().config.save_pretrained(output_dir)
+        elif trainer.accelerator.is_main_process:
+            model.merge_and_unload().save_pretrained(output_dir)
+            trainer.processing_class.save_pretrained(output_dir)
     return output_dir
 
 

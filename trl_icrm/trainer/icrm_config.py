@@ -80,6 +80,9 @@ class ICRMConfig(RewardConfig):
             Floor of the per-response evidence kappa = softplus(c) + eps.
         ece_bins (`int`, *optional*, defaults to `10`):
             Bins of the expected calibration error reported at evaluation.
+        resume_with_fresh_optimizer (`bool`, *optional*, defaults to `False`):
+            Resuming from a checkpoint that lacks `optimizer.pt` or `scheduler.pt` is an error (the run would go on
+            with a fresh optimizer or schedule, unlike the interrupted one); `True` resumes so anyway, with a warning.
         remove_unused_columns (`bool`, *optional*, defaults to `False`):
             Always `False` (a `True` is reset): the prepared dataset holds exactly the columns the collator reads.
     """
@@ -113,6 +116,13 @@ class ICRMConfig(RewardConfig):
     kl_coef: float = field(default=0.1, metadata={"help": "Weight of KL(q || prior)."})
     confidence_eps: float = field(default=1e-3, metadata={"help": "Floor of the evidence kappa."})
     ece_bins: int = field(default=10, metadata={"help": "Bins of the expected calibration error."})
+    resume_with_fresh_optimizer: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume from a checkpoint without optimizer.pt / scheduler.pt with a fresh optimizer or schedule "
+            "(a warning) instead of an error."
+        },
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Always False: the prepared dataset holds only the columns the ICRM collator reads."},

@@ -31,6 +31,7 @@ from .._trl_compat import preference_collator
 from ..demonstrations import QueryTooLongError
 from ..modeling import prepare_tokenizer
 from ..utils.default_model import portable_model_name
+from ..utils.io import saving_model
 
 
 logger = logging.getLogger(__name__)
@@ -210,14 +211,57 @@ class PairRewardTrainerMixin:
         recorded.clear()
         return records
 
+    def evaluate(self, eval_dataset=None, ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval"):
+        """[`~transformers.Trainer.evaluate`]; the pair metrics are named as the Trainer names its own:
+        `<metric_key_prefix>_accuracy`, and `eval_<name>_accuracy` for each of a dict of datasets."""
+        outer = getattr(self, "_metric_key_prefix", "eval")
+        self._metric_key_prefix = metric_key_prefix
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            self._metric_key_prefix = outer
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """TRL's `RewardTrainer.log`, with the evaluation metrics under the prefix of the running evaluation (TRL
+        always writes `eval_`)."""
+        if not self.model.training and self._metrics["eval"]:
+            prefix = getattr(self, "_metric_key_prefix", "eval")
+            logs.update({f"{prefix}_{key}": sum(values) / len(values) for key, values in self._metrics["eval"].items()})
+            self._metrics["eval"].clear()
+        super().log(logs, start_time)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """[`~transformers.Trainer._load_optimizer_and_scheduler`], refusing a checkpoint that lacks the optimizer's
+        or the schedule's state: transformers would silently go on with fresh ones, a different run from the
+        interrupted one (`resume_with_fresh_optimizer=True` allows it, with a warning)."""
+        if checkpoint is not None and not self.is_deepspeed_enabled:
+            names = os.listdir(checkpoint) if os.path.isdir(checkpoint) else []
+            missing = [
+                what
+                for what, stem in (("optimizer.pt", "optimizer"), ("scheduler.pt", "scheduler"))
+                if not any(name.startswith(stem) or (name.startswith("rank") and stem in name) for name in names)
+            ]
+            if missing and not getattr(self.args, "resume_with_fresh_optimizer", False):
+                raise FileNotFoundError(
+                    f"The checkpoint {checkpoint} has no {' and no '.join(missing)}: resuming would start a fresh "
+                    "optimizer or learning-rate schedule and train differently from the interrupted run. Resume from "
+                    "a complete checkpoint, or set resume_with_fresh_optimizer=True to go on anyway."
+                )
+            if missing:
+                logger.warning("Resuming from %s without %s: fresh state instead.", checkpoint, " or ".join(missing))
+        super()._load_optimizer_and_scheduler(checkpoint)
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """[`~transformers.Trainer.save_model`]; a PEFT adapter folder (checkpoints too) also keeps the model's
-        settings and head config, in the base model's config saved beside the adapter."""
-        super().save_model(output_dir, _internal_call)
+        settings and head config, in the base model's config saved beside the adapter. The folder then holds exactly
+        this model: the weights of a model saved there before are removed first, and a save that does not finish
+        leaves a folder that loaders refuse ([`~trl_icrm.utils.io.saving_model`])."""
         output_dir = output_dir or self.args.output_dir
-        if self.args.should_save and hasattr(self.model, "peft_config"):
-            self.model.get_base_model().config.save_pretrained(output_dir)
-            record_portable_base_model(output_dir)
+        with saving_model(output_dir, enabled=self.args.should_save):
+            super().save_model(output_dir, _internal_call)
+            if self.args.should_save and hasattr(self.model, "peft_config"):
+                self.model.get_base_model().config.save_pretrained(output_dir)
+                record_portable_base_model(output_dir)
         if self.args.should_save and not _internal_call:
             self.create_model_card(output_dir=output_dir)
 

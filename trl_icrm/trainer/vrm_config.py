@@ -72,6 +72,9 @@ class VRMConfig(RewardConfig):
             E[w] per family. VRM itself does not need it.
         overlong_query (`str`, *optional*, defaults to `"error"`):
             Pairs longer than `max_length`: `"error"` raises naming the first, `"skip"` drops them.
+        resume_with_fresh_optimizer (`bool`, *optional*, defaults to `False`):
+            Resuming from a checkpoint that lacks `optimizer.pt` or `scheduler.pt` is an error (the run would go on
+            with a fresh optimizer or schedule, unlike the interrupted one); `True` resumes so anyway, with a warning.
         remove_unused_columns (`bool`, *optional*, defaults to `False`):
             Always `False`: the prepared dataset holds exactly the columns the VRM collator reads.
     """
@@ -95,6 +98,13 @@ class VRMConfig(RewardConfig):
     overlong_query: str = field(
         default="error",
         metadata={"help": "Pairs longer than max_length: 'error' or 'skip'.", "choices": ["error", "skip"]},
+    )
+    resume_with_fresh_optimizer: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume from a checkpoint without optimizer.pt / scheduler.pt with a fresh optimizer or schedule "
+            "(a warning) instead of an error."
+        },
     )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Always False: the prepared dataset holds only the columns VRM reads."}

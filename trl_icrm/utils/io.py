@@ -1,6 +1,6 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 """Writing results: strict JSON (NaN and infinities as `null`, numpy scalars and arrays as plain numbers and lists),
-CSV, and the one matplotlib set-up for plots.
+CSV, the one matplotlib set-up for plots, and the guard of a model save ([`saving_model`]).
 
 Example:
 
@@ -14,11 +14,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,4 +78,86 @@ def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> str:
     return str(path)
 
 
-__all__ = ["json_safe", "new_figure", "save_figure", "write_csv", "write_json"]
+INCOMPLETE_SAVE_MARKER = ".incomplete_save"
+"""Written into a model folder before a save starts and removed once it has finished: a folder that holds it holds no
+complete model, and loaders refuse it."""
+
+MODEL_FILE_PATTERNS = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model*.bin",
+    "pytorch_model.bin.index.json",
+    "laplace_*.safetensors",
+)
+"""The files of a saved model's weights, of either kind (a PEFT adapter or a full model), and the Laplace posteriors
+fitted to them: a new save removes them all first, so the folder never mixes two models."""
+
+
+class IncompleteModelFolderError(ValueError):
+    """A model folder whose last save did not finish (it may hold an older model's weights, or none)."""
+
+
+@contextlib.contextmanager
+def saving_model(output_dir: str | os.PathLike, enabled: bool = True) -> Iterator[None]:
+    """Guard a model save into `output_dir`: mark the folder incomplete ([`INCOMPLETE_SAVE_MARKER`]), remove the
+    weights of any model saved there before (adapter or full model, and its Laplace posteriors), let the block write
+    the new model, and remove the mark only if the block finished. An interrupted save thus leaves a folder that every
+    loader refuses ([`check_model_folder`]), never an older model that loads as if it were the new one.
+
+    `enabled=False` (a process that does not write, in distributed training) does nothing.
+
+    Example:
+
+    ```python
+    with saving_model("outputs/bt"):
+        model.save_pretrained("outputs/bt")
+    ```
+    """
+    if not enabled:
+        yield
+        return
+    os.makedirs(output_dir, exist_ok=True)
+    marker = Path(output_dir, INCOMPLETE_SAVE_MARKER)
+    marker.write_text("A model save into this folder started and did not finish; save the model again.\n")
+    for pattern in MODEL_FILE_PATTERNS:
+        for path in Path(output_dir).glob(pattern):
+            path.unlink()
+    yield  # an exception (or Ctrl-C) in the block leaves the marker
+    marker.unlink(missing_ok=True)  # (a nested guard of the same save may have removed it)
+
+
+def check_model_folder(path: str | os.PathLike) -> None:
+    """A clear error unless the local folder `path` holds one complete model: not a save that did not finish, nor a
+    PEFT adapter and full model weights side by side (two different models)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    if (folder / INCOMPLETE_SAVE_MARKER).exists():
+        raise IncompleteModelFolderError(
+            f"{os.fspath(path)}: the last save of a model into this folder did not finish ({INCOMPLETE_SAVE_MARKER} "
+            "is there), so its weights may be another model's; save the model again."
+        )
+    full = [name for name in ("model.safetensors", "model.safetensors.index.json") if (folder / name).is_file()]
+    if (folder / "adapter_config.json").is_file() and full:
+        raise IncompleteModelFolderError(
+            f"{os.fspath(path)} holds both a PEFT adapter (adapter_config.json) and full model weights ({full[0]}): "
+            "two different models. Save the model into an empty folder (or again with this version, which removes "
+            "the other kind's files)."
+        )
+
+
+__all__ = [
+    "INCOMPLETE_SAVE_MARKER",
+    "IncompleteModelFolderError",
+    "check_model_folder",
+    "saving_model",
+    "json_safe",
+    "new_figure",
+    "save_figure",
+    "write_csv",
+    "write_json",
+]
