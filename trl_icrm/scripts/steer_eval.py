@@ -35,6 +35,7 @@ from typing import Any
 
 from ..data.steerable import DEFAULT_SEEN_OBJECTIVES
 from ..experiments.steerability import SteerabilityData, SteerableTrainingArguments
+from ._common import command_parser
 
 
 @dataclass
@@ -184,12 +185,8 @@ def main(script_args: SteerEvalArguments, training_args: SteerableTrainingArgume
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import TrlParser
-
     dataclass_types = (SteerEvalArguments, SteerableTrainingArguments)
-    if subparsers is not None:
-        return subparsers.add_parser("steer-eval", help="Steerability benchmark", dataclass_types=dataclass_types)
-    return TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])
+    return command_parser("steer-eval", "Steerability benchmark", dataclass_types, __doc__, subparsers, prog)
 
 
 if __name__ == "__main__":
