@@ -14,7 +14,6 @@ import pytest
 import torch
 from datasets import Dataset
 
-from trl_icrm.demonstrations import DemonstrationBank, seeded_rng
 from trl_icrm.data.math_preferences import (
     PLAIN_FAMILY,
     add_demonstrations,
@@ -24,6 +23,7 @@ from trl_icrm.data.math_preferences import (
     make_math_problems,
     reference_completion,
 )
+from trl_icrm.demonstrations import DemonstrationBank, seeded_rng
 from trl_icrm.experiments.math_grpo import (
     HeldOutAccuracyCallback,
     generate_greedy,

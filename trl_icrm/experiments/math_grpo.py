@@ -218,18 +218,12 @@ def grpo_reward_funcs(kind: str, script_args: Any, training_args: Any, train_dat
 
 def load_grpo_problems(script_args: Any, seed: int):
     """The run's problems (`"train"`, `"test"`) with their `group` column, as `script_args` asks."""
-    return load_math_problems(
-        dataset_name=script_args.dataset_name,
-        dataset_config=script_args.dataset_config,
-        train_split=script_args.dataset_train_split,
-        test_split=script_args.dataset_test_split,
-        num_train=script_args.num_train_problems,
-        num_test=script_args.num_test_problems,
-        difficulties=script_args.difficulties,
-        plain_fraction=script_args.plain_fraction,
-        group_by=script_args.group_by,
-        seed=seed,
-    )
+    args = script_args
+    source = {"dataset_name": args.dataset_name, "dataset_config": args.dataset_config}
+    splits = {"train_split": args.dataset_train_split, "test_split": args.dataset_test_split}
+    sizes = {"num_train": args.num_train_problems, "num_test": args.num_test_problems}
+    builtin = {"difficulties": args.difficulties, "plain_fraction": args.plain_fraction}
+    return load_math_problems(**source, **splits, **sizes, **builtin, group_by=args.group_by, seed=seed)
 
 
 def run_math_grpo(kind: str, script_args: Any, training_args: Any, model_args: Any) -> tuple[dict[str, Any], Any]:

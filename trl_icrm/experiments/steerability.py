@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,8 +218,17 @@ def train_steerable_icrm(train_dataset, output_dir: str, args: SteerableTraining
     trainer = ICRMRewardTrainer(
         args.model_name_or_path, args=config, train_dataset=data, peft_config=_peft_config(args)
     )
+    return _train_and_save(trainer, output_dir, start)
+
+
+def _train_and_save(trainer, output_dir: str, start: float, save: Callable | None = None) -> dict[str, Any]:
+    """Train, save to `output_dir` (`save(trainer, output_dir)`; default: `trainer.save_model`), and return
+    `{path, seconds, log_history}` (seconds since `start`)."""
     trainer.train()
-    trainer.save_model(output_dir)
+    if save is None:
+        trainer.save_model(output_dir)
+    else:
+        save(trainer, output_dir)
     return {
         "path": output_dir,
         "seconds": round(time.perf_counter() - start, 1),
@@ -242,13 +251,7 @@ def train_steerable_bt(train_dataset, output_dir: str, args: SteerableTrainingAr
         train_dataset=train_dataset.select_columns(["prompt", "chosen", "rejected"]),
         peft_config=_peft_config(args),
     )
-    trainer.train()
-    save_reward_model(trainer, output_dir)
-    return {
-        "path": output_dir,
-        "seconds": round(time.perf_counter() - start, 1),
-        "log_history": trainer.state.log_history,
-    }
+    return _train_and_save(trainer, output_dir, start, save=save_reward_model)
 
 
 def train_steerable_vrm(
@@ -269,13 +272,7 @@ def train_steerable_vrm(
         train_dataset=train_dataset.select_columns(["prompt", "chosen", "rejected"]),
         peft_config=_peft_config(args),
     )
-    trainer.train()
-    trainer.save_model(output_dir)
-    return {
-        "path": output_dir,
-        "seconds": round(time.perf_counter() - start, 1),
-        "log_history": trainer.state.log_history,
-    }
+    return _train_and_save(trainer, output_dir, start)
 
 
 def train_steerable_models(

@@ -103,15 +103,9 @@ def load_data(args: SteerEvalArguments, seed: int = 0) -> SteerabilityData:
         return benchmark_steerability_data(
             args.benchmark, args.benchmark_path, args.demonstration_fraction, args.max_eval_pairs, seed
         )
-    return builtin_steerability_data(
-        args.seen_objectives,
-        args.conflict,
-        responses=args.responses,
-        cross_style_pairs=args.cross_style_pairs,
-        max_eval_pairs=args.max_eval_pairs,
-        seen_groups=args.seen_groups,
-        seed=seed,
-    )
+    objectives = (args.seen_objectives, args.conflict)
+    sizes = {"cross_style_pairs": args.cross_style_pairs, "max_eval_pairs": args.max_eval_pairs}
+    return builtin_steerability_data(*objectives, args.responses, **sizes, seen_groups=args.seen_groups, seed=seed)
 
 
 def trained_models(
