@@ -295,6 +295,46 @@ def train_steerable_models(
     return out
 
 
+class SteerabilityModelError(ValueError):
+    """A given model of the wrong kind, or a model to train without training pairs (a benchmark)."""
+
+
+def steerability_models(
+    icrm_path: str | None,
+    bt_path: str | None,
+    with_bt: bool,
+    data: SteerabilityData,
+    output_dir: str,
+    training_args: SteerableTrainingArguments,
+    record: dict[str, Any],
+) -> tuple[str, str | None]:
+    """(ICRM model, BT model or None without `with_bt`): those given, checked to be of their kind before any training,
+    and the others trained on `data.train_dataset` ([`train_steerable_models`]; their logs go to `record["training"]`).
+
+    Raises:
+        SteerabilityModelError: A given model of the wrong kind, or a model to train without training pairs.
+    """
+    from ..rewards import reward_model_kind
+
+    for path, kind in ((icrm_path, "icrm"), (bt_path, "bt")):  # a typo fails now, not after minutes of training
+        if path is not None and reward_model_kind(path) != kind:
+            raise SteerabilityModelError(
+                f"{path} is a {reward_model_kind(path)!r} reward model, not the {kind!r} model expected."
+            )
+    need_icrm, need_bt = icrm_path is None, bt_path is None and with_bt
+    if need_icrm or need_bt:
+        if data.train_dataset is None:
+            raise SteerabilityModelError(
+                "Pass --icrm_model_name_or_path (and --bt_model_name_or_path or --no_bt) to evaluate on a benchmark."
+            )
+        record["training"] = train_steerable_models(
+            data.train_dataset, output_dir, training_args, train_icrm=need_icrm, train_bt=need_bt
+        )
+        icrm_path = record["training"]["icrm"]["path"] if need_icrm else icrm_path
+        bt_path = record["training"]["bt"]["path"] if need_bt else bt_path
+    return icrm_path, bt_path
+
+
 def headline(results: dict[str, Any]) -> dict[str, Any]:
     """Mean accuracy per K and set, BT per group, ECE at the largest K and the conflict front's hypervolume."""
     out: dict[str, Any] = {}
@@ -317,12 +357,14 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "SteerabilityData",
+    "SteerabilityModelError",
     "SteerableTrainingArguments",
     "benchmark_eval_sets",
     "benchmark_steerability_data",
     "builtin_eval_sets",
     "builtin_steerability_data",
     "headline",
+    "steerability_models",
     "train_steerable_bt",
     "train_steerable_icrm",
     "train_steerable_models",
