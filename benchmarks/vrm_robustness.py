@@ -86,7 +86,7 @@ def steerable_pools(seed: int) -> tuple[list[dict], list[dict]]:
 
 def math_pools(path: str, seed: int) -> tuple[list[dict], list[dict]]:
     """(train, test) math preference pairs, split by problem (70/30); family `math/<problem family>`."""
-    from trl_icrm.experiments.math_grpo import load_preferences
+    from trl_icrm.data.math_preferences import load_preferences
 
     rows = load_preferences(path).to_list()
     questions = sorted({str(r.get("question", r["prompt"])) for r in rows})

@@ -14,22 +14,23 @@ import pytest
 import torch
 from datasets import Dataset
 
-from trl_icrm.demonstrations import DemonstrationBank, seeded_rng
-from trl_icrm.experiments.math_grpo import (
+from trl_icrm.data.math_preferences import (
     PLAIN_FAMILY,
-    HeldOutAccuracyCallback,
     add_demonstrations,
     build_preference_pairs,
-    comparison_table,
-    generate_greedy,
-    greedy_accuracy,
     group_of,
-    how_to_make_reward_model,
     load_math_problems,
     make_math_problems,
-    plot_accuracy_curves,
     reference_completion,
 )
+from trl_icrm.demonstrations import DemonstrationBank, seeded_rng
+from trl_icrm.experiments.math_grpo import (
+    HeldOutAccuracyCallback,
+    generate_greedy,
+    greedy_accuracy,
+    how_to_make_reward_model,
+)
+from trl_icrm.experiments.math_grpo_report import comparison_table, plot_accuracy_curves
 from trl_icrm.rewards.math_verify import MathVerifyReward
 from trl_icrm.trainer import bt_config_from
 
@@ -278,7 +279,7 @@ def preferences_dir(tiny_causal_lm, tmp_path_factory) -> Path:
 
 
 def test_build_math_preferences_smoke(preferences_dir):
-    from trl_icrm.experiments.math_grpo import load_preferences
+    from trl_icrm.data.math_preferences import load_preferences
 
     pairs = load_preferences(preferences_dir)
     assert {"prompt", "chosen", "rejected", "group", "question", "solution", "chosen_source"} <= set(
@@ -342,7 +343,7 @@ def test_train_reward_model_smoke(icrm_model_dir, bt_model_dir):
 
 def test_train_reward_model_vrm_smoke(tiny_causal_lm, preferences_dir, tmp_path):
     from trl_icrm import VRMReward, load_reward, reward_model_kind
-    from trl_icrm.experiments.math_grpo import load_preferences
+    from trl_icrm.data.math_preferences import load_preferences
 
     results = run_recipe(
         "train_reward_model",

@@ -47,3 +47,22 @@ def test_importing_the_package_loads_no_torch():
     code = "import sys, trl_icrm; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_type_checking_imports_match_the_lazy_exports():
+    """`trl_icrm/__init__.py` lists its exports once for the lazy import (`__all__` derived from them) and once for
+    type checkers; the two lists name the same names from the same modules."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(trl_icrm.__file__).read_text(encoding="utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    typed = {
+        (f"trl_icrm.{node.module}", alias.name)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    lazy = {(module, name) for module, names in trl_icrm._EXPORTS.items() for name in names}
+    assert typed == lazy
+    assert trl_icrm.__all__ == sorted(name for _, name in lazy)

@@ -63,53 +63,15 @@ _EXPORTS = {
     "trl_icrm.vrm.objective": ["vrm_loss"],
     "trl_icrm.utils.default_model": ["DEFAULT_MODEL", "default_model_path", "resolve_model_name_or_path"],
 }
+"""Every public name, by the module it is imported from on first use; `__all__` is derived from it."""
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "BestOfNOutput",
-    "BestOfNSampler",
-    "DemonstrationBank",
-    "DemonstrationRenderer",
-    "DemonstrationTemplate",
-    "EnsembleReward",
-    "ICRMConfig",
-    "ICRMReward",
-    "ICRMRewardTrainer",
-    "ICRMSettings",
-    "LaplacePosterior",
-    "LaplaceReward",
-    "MathVerifyReward",
-    "RewardModel",
-    "RewardPosterior",
-    "SequenceClassifierReward",
-    "SupportsUncertainty",
-    "VRMConfig",
-    "VRMReward",
-    "VRMRewardTrainer",
-    "VRMSettings",
-    "bt_config_from",
-    "build_reward",
-    "default_model_path",
-    "expected_best_of_n",
-    "fit_laplace",
-    "icrm_loss",
-    "kl_bon",
-    "load_icrm_model",
-    "load_posterior",
-    "load_reward",
-    "load_vrm_model",
-    "register_reward_kind",
-    "resolve_model_name_or_path",
-    "reward_model_kind",
-    "save_reward_model",
-    "vrm_loss",
-]
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
 
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs (tests/test_public_api.py checks they match)
     from .best_of_n import BestOfNOutput, BestOfNSampler, expected_best_of_n, kl_bon
     from .demonstrations import DemonstrationBank, DemonstrationRenderer, DemonstrationTemplate
     from .laplace import LaplacePosterior, fit_laplace, load_posterior

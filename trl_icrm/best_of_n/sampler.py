@@ -54,7 +54,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 
 from .._trl_compat import cache_argument
 from ..rewards.base import SupportsUncertainty, supports_uncertainty
-from ..rewards.penalties import ENSEMBLE_METHODS, PENALTIES, combine_rewards
+from ..rewards.penalties import ENSEMBLE_METHODS, check_penalty, combine_rewards
 from ..utils.default_model import DEFAULT_MODEL, resolve_model_name_or_path
 from ..utils.generation import encode_prompts
 from .estimators import check_n, kl_bon
@@ -345,8 +345,7 @@ def _check_selection_rule(
     names: Sequence[str], reward_funcs: Sequence[RewardFunc], penalty: str | None, ensemble: str
 ) -> None:
     """Checks the penalty and ensemble names, and that a penalty has the uncertainties it needs."""
-    if penalty is not None and penalty not in PENALTIES:
-        raise ValueError(f"Unknown penalty {penalty!r}; expected None or one of {PENALTIES}.")
+    check_penalty(penalty)
     if penalty is not None:
         missing = [name for name, func in zip(names, reward_funcs, strict=True) if not supports_uncertainty(func)]
         if missing:

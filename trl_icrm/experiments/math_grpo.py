@@ -1,29 +1,23 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""Shared logic of the math-verification recipe (`recipes/build_math_preferences.py`, `recipes/train_reward_model.py`,
-`recipes/grpo_math.py`, `recipes/compare_rewards.py`).
+"""The math GRPO experiment (`trl-icrm grpo`, `recipes/grpo_math.py`): GRPO on math problems with the math-verify
+reward, a BT reward model or ICRM steered per prompt by demonstrations of the prompt's problem group.
 
-The recipe compares three rewards for GRPO on math problems with verifiable answers: the math-verify correctness
-reward itself, a conventional Bradley-Terry (BT) reward model, and an ICRM reward model steered per prompt by
-demonstrations of the prompt's problem group. This module holds the pure logic, so the scripts stay thin:
+Its data (problems with a group, preference pairs, demonstration columns) is built by
+`trl_icrm.data.math_preferences`; its report (table and plot of the rewards' held-out accuracy) is
+`trl_icrm.experiments.math_grpo_report`. This module holds the run:
 
-- problems: [`load_math_problems`] (built-in generator, optionally with plain arithmetic such as "What is 23 + 19?",
-  or a hub dataset with GSM8K's schema) with a `group` column ([`group_of`]);
-- preference data: [`build_preference_pairs`] turns sampled solutions labelled by the verifier into pairs (a correct
-  solution chosen, an incorrect one rejected) that keep their group;
-- demonstrations: [`add_demonstrations`] (with `trl_icrm.demonstrations.DemonstrationBank`) gives each GRPO prompt a `demonstrations` column
-  of `{prompt, chosen, rejected}` pairs of its own group, never of the problem itself;
+- rewards: [`grpo_reward_funcs`] (the reward of a kind, the verifier beside it with weight 0, and ICRM's
+  `demonstrations` column); [`how_to_make_reward_model`] when a reward model is missing;
 - evaluation: [`greedy_accuracy`] (held-out accuracy of greedy generation under math-verify) and
   [`HeldOutAccuracyCallback`], which evaluates before, every `eval_every` steps of, and after training;
-- reporting: [`comparison_table`] and [`plot_accuracy_curves`] for the comparison of rewards.
+- the run: [`run_math_grpo`] (problems, rewards, `trl.GRPOTrainer`, training) and [`grpo_results`].
 
 Example:
 
 ```python
->>> from trl_icrm.experiments.math_grpo import build_preference_pairs
->>> problems = [{"prompt": "What is 2 + 3?", "solution": "5", "question": "What is 2 + 3?", "group": "plain"}]
->>> pairs = build_preference_pairs(problems, [["It is 5.", "It is 6."]], [[1.0, 0.0]])
->>> pairs[0]["chosen"], pairs[0]["rejected"], pairs[0]["group"]
-('It is 5.', 'It is 6.', 'plain')
+>>> from trl_icrm.experiments.math_grpo import how_to_make_reward_model
+>>> print(how_to_make_reward_model("bt").splitlines()[0])
+The 'bt' reward needs a trained reward model (no folder at 'outputs/math-bt'). Make one with:
 
 ```
 """
@@ -33,294 +27,27 @@ from __future__ import annotations
 import logging
 import math
 import os
-import zlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from transformers import Trainer, TrainerCallback
 
-from ..data.math_problems import make_arithmetic_problems, make_prompt
-from ..demonstrations import DemonstrationBank, seeded_rng
+from ..data.math_preferences import DEFAULT_PREFERENCES_DIR, add_demonstrations, load_math_problems, load_preferences
 from ..rewards.math_verify import MathVerifyReward
 from ..utils.generation import generate_greedy
-from ..utils.io import new_figure, save_figure, write_json
 
 
 logger = logging.getLogger(__name__)
 
-GROUP_BY_CHOICES = ("family", "difficulty", "family_difficulty", "none")
-"""How problems are grouped for ICRM demonstrations (the `group` column)."""
-
-DEFAULT_PREFERENCES_DIR = "outputs/math-preferences"
-
-
-@dataclass
-class MathProblemArguments:
-    """Which math problems a recipe uses: the built-in generator's settings or a dataset with GSM8K's schema. Shared
-    by `recipes/build_math_preferences.py` and `recipes/grpo_math.py`."""
-
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Hub id / local path of a dataset with GSM8K's schema (default: built-in)."}
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Config name of `dataset_name`."})
-    difficulties: list[int] = field(
-        default_factory=lambda: [1], metadata={"help": "Difficulties (arithmetic steps) of built-in problems."}
-    )
-    plain_fraction: float = field(
-        default=0.5, metadata={"help": "Share of built-in problems asked as plain arithmetic ('What is 23 + 19?')."}
-    )
-    group_by: str = field(
-        default="family",
-        metadata={
-            "help": "Group of a problem (its ICRM demonstrations come from the same group).",
-            "choices": list(GROUP_BY_CHOICES),
-        },
-    )
-
-
 DEFAULT_REWARD_MODEL_DIRS = {"icrm": "outputs/math-icrm", "bt": "outputs/math-bt"}
-PLAIN_FAMILY = "plain"
-"""Family name of plain arithmetic problems ("What is 23 + 19?")."""
+"""Where the recipe's reward models are saved by default."""
 
 
-# Problems
-def _stable_fraction(text: str, salt: str) -> float:
-    return zlib.crc32(f"{salt}:{text}".encode()) / 2**32
+class MissingRewardModelError(FileNotFoundError):
+    """A reward model (or the preference pairs of its demonstrations) that the run needs is missing; the message says
+    how to make it ([`how_to_make_reward_model`])."""
 
 
-def plain_question(expression: str) -> str:
-    """The plain arithmetic question of an expression: `"What is 23 + 19?"`."""
-    return f"What is {expression}?"
-
-
-def make_math_problems(
-    num_train: int = 64,
-    num_test: int = 32,
-    difficulties: Sequence[int] = (1,),
-    plain_fraction: float = 0.5,
-    seed: int = 0,
-    conversational: bool = True,
-):
-    """Built-in problems ([`~trl_icrm.data.math_problems.make_arithmetic_problems`]) where a share is asked as plain
-    arithmetic ("What is 23 + 19?", family `"plain"`) instead of a word problem.
-
-    Which rows become plain is a fixed function of the problem text, and a plain test problem whose question is also
-    a training question is dropped, so the splits stay disjoint. Plain problems are the easiest kind: a small policy
-    solves some of them, which gives rewards a signal.
-
-    Returns:
-        `DatasetDict` with "train" and "test" and the columns of `make_arithmetic_problems`.
-    """
-    if not 0.0 <= plain_fraction <= 1.0:
-        raise ValueError(f"`plain_fraction` must be in [0, 1], got {plain_fraction}.")
-    problems = make_arithmetic_problems(
-        num_train=num_train, num_test=num_test, difficulties=list(difficulties), seed=seed, conversational=True
-    )
-    if plain_fraction == 0.0 and conversational:
-        return problems
-
-    def rewrite(row: dict[str, Any]) -> dict[str, Any]:
-        question, family = row["question"], row["family"]
-        if _stable_fraction(row["question"], "plain") < plain_fraction:
-            question, family = plain_question(row["expression"]), PLAIN_FAMILY
-        return {"question": question, "family": family, "prompt": make_prompt(question, conversational)}
-
-    from datasets import DatasetDict
-
-    problems = DatasetDict(
-        {
-            name: split.remove_columns("prompt").map(rewrite).select_columns(split.column_names)
-            if len(split)
-            else split
-            for name, split in problems.items()
-        }
-    )
-    train_questions = set(problems["train"]["question"])
-    problems["test"] = problems["test"].filter(lambda row: row["question"] not in train_questions)
-    return problems
-
-
-def group_of(row: Mapping[str, Any], group_by: str = "family") -> str:
-    """The ICRM group of a problem row: its family, its difficulty, both, or one group for all (`"none"`, and rows
-    without the column, such as GSM8K's)."""
-    if group_by not in GROUP_BY_CHOICES:
-        raise ValueError(f"`group_by` must be one of {GROUP_BY_CHOICES}, got {group_by!r}.")
-    family, difficulty = row.get("family"), row.get("difficulty")
-    if group_by == "family" and family is not None:
-        return str(family)
-    if group_by == "difficulty" and difficulty is not None:
-        return f"difficulty-{difficulty}"
-    if group_by == "family_difficulty" and family is not None and difficulty is not None:
-        return f"{family}/difficulty-{difficulty}"
-    return "all"
-
-
-def add_group_column(dataset, group_by: str = "family", column: str = "group"):
-    """`dataset` with a `group` column from [`group_of`]."""
-    groups = [group_of(row, group_by) for row in dataset]
-    if column in dataset.column_names:
-        dataset = dataset.remove_columns(column)
-    return dataset.add_column(column, groups)
-
-
-def load_math_problems(
-    dataset_name: str | None = None,
-    dataset_config: str | None = None,
-    train_split: str = "train",
-    test_split: str = "test",
-    num_train: int = 64,
-    num_test: int = 32,
-    difficulties: Sequence[int] = (1,),
-    plain_fraction: float = 0.5,
-    group_by: str = "family",
-    seed: int = 0,
-):
-    """Problems of the recipe with a `group` column: built-in ([`make_math_problems`]) or, with `dataset_name`, a
-    dataset with GSM8K's schema ([`~trl_icrm.data.math_problems.load_gsm8k_like`]; its first `num_train`/`num_test` rows).
-
-    Returns:
-        `DatasetDict` with "train" and "test"; each row has `prompt`, `solution`, `question` and `group`.
-    """
-    from datasets import DatasetDict
-
-    if dataset_name:
-        from ..data.math_problems import load_gsm8k_like
-
-        problems = DatasetDict(
-            {
-                "train": load_gsm8k_like(dataset_name, split=train_split, name=dataset_config, num_rows=num_train),
-                "test": load_gsm8k_like(dataset_name, split=test_split, name=dataset_config, num_rows=num_test),
-            }
-        )
-    else:
-        problems = make_math_problems(num_train, num_test, difficulties, plain_fraction, seed)
-    return DatasetDict({name: add_group_column(split, group_by) for name, split in problems.items()})
-
-
-# Preference pairs
-def reference_completion(solution: str, conversational: bool = True) -> Any:
-    """A minimal correct solution written from the reference answer (used when no sample of a problem is correct)."""
-    text = f"The answer is \\boxed{{{solution}}}."
-    return [{"role": "assistant", "content": text}] if conversational else text
-
-
-def _text_of(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    return "\n".join(str(message.get("content", "")) for message in completion)
-
-
-def build_preference_pairs(
-    problems: Sequence[Mapping[str, Any]],
-    completions: Sequence[Sequence[Any]],
-    rewards: Sequence[Sequence[float | None]],
-    max_pairs_per_problem: int = 4,
-    reference_fallback: bool = True,
-    seed: int = 0,
-    keep_columns: Sequence[str] = ("solution", "question", "group", "family", "difficulty"),
-) -> list[dict[str, Any]]:
-    """Preference pairs from sampled solutions labelled by a verifier: a correct solution chosen, an incorrect one
-    rejected, for the same problem.
-
-    Args:
-        problems: Problem rows (with `prompt`, and the `keep_columns` they have).
-        completions: Sampled completions per problem (strings or assistant message lists).
-        rewards: Verifier reward per completion (1.0 correct, 0.0 incorrect, `None` unscored and ignored).
-        max_pairs_per_problem: Most pairs per problem (drawn at random among correct x incorrect, without repeats).
-        reference_fallback: When no sample of a problem is correct but some are incorrect, pair the incorrect ones
-            with [`reference_completion`] (a small policy rarely solves a problem, and pairs are the reward model's
-            only signal). Such pairs have `chosen_source="reference"`, the others `"policy"`.
-        seed: Seed of the draws.
-        keep_columns: Problem columns copied to each pair (when present).
-
-    Returns:
-        Rows with `prompt`, `chosen`, `rejected`, `chosen_source` and the kept columns. Identical completion texts
-        count once.
-    """
-    if not len(problems) == len(completions) == len(rewards):
-        raise ValueError(
-            f"Got {len(problems)} problems, {len(completions)} completion lists and {len(rewards)} reward lists."
-        )
-    pairs = []
-    for index, (problem, samples, scores) in enumerate(zip(problems, completions, rewards, strict=True)):
-        if len(samples) != len(scores):
-            raise ValueError(f"Problem {index}: {len(samples)} completions but {len(scores)} rewards.")
-        correct, incorrect, seen = [], [], set()
-        for completion, score in zip(samples, scores, strict=True):
-            text = _text_of(completion)
-            if score is None or (isinstance(score, float) and math.isnan(score)) or text in seen:
-                continue
-            seen.add(text)
-            (correct if score > 0.5 else incorrect).append(completion)
-        source = "policy"
-        if not correct and incorrect and reference_fallback:
-            conversational = not isinstance(incorrect[0], str)
-            correct, source = [reference_completion(str(problem["solution"]), conversational)], "reference"
-        if not correct or not incorrect:
-            continue
-        rng = np.random.default_rng([seed, index])
-        combos = [(i, j) for i in range(len(correct)) for j in range(len(incorrect))]
-        order = rng.permutation(len(combos))[:max_pairs_per_problem]
-        for k in order:
-            i, j = combos[int(k)]
-            row = {
-                "prompt": problem["prompt"],
-                "chosen": correct[i],
-                "rejected": incorrect[j],
-                "chosen_source": source,
-            }
-            row.update({c: problem[c] for c in keep_columns if c in problem})
-            pairs.append(row)
-    return pairs
-
-
-def load_preferences(path: str | os.PathLike, split: str = "train"):
-    """Preference pairs saved by `recipes/build_math_preferences.py` (`save_to_disk` folder; a `DatasetDict`'s
-    `split`)."""
-    from datasets import DatasetDict, load_from_disk
-
-    data = load_from_disk(str(path))
-    return data[split] if isinstance(data, DatasetDict) else data
-
-
-# Demonstrations
-def add_demonstrations(
-    dataset,
-    preferences,
-    num_demonstrations: int,
-    group_column: str = "group",
-    key_column: str = "question",
-    seed: int = 0,
-    column: str = "demonstrations",
-):
-    """`dataset` (problems) with a `demonstrations` column: for each row, up to `num_demonstrations` pairs of
-    `preferences` from the row's group, never of the row's own problem (same `key_column`).
-
-    Rows whose group has no other pairs get an empty list (a warning counts them); score those zero-shot with
-    `ICRMReward(..., allow_zero_shot=True)`.
-    """
-    bank = DemonstrationBank.from_rows(preferences, group_column, key_column)
-    demonstrations = [
-        bank.draw(
-            str(row[group_column]), num_demonstrations, seeded_rng(seed, row[key_column]), exclude=row[key_column]
-        )
-        for row in dataset
-    ]
-    missing = sum(not demos for demos in demonstrations)
-    if missing and num_demonstrations > 0:
-        logger.warning(
-            "%d of %d prompts have no demonstrations (their group has no other preference pairs).",
-            missing,
-            len(demonstrations),
-        )
-    if column in dataset.column_names:
-        dataset = dataset.remove_columns(column)
-    return dataset.add_column(column, demonstrations)
-
-
-# Evaluation
 def greedy_accuracy(
     model,
     tokenizer,
@@ -442,7 +169,6 @@ class HeldOutAccuracyCallback(TrainerCallback):
             self.evaluate(model, state.global_step, state)
 
 
-# Reward models
 def how_to_make_reward_model(kind: str, path: str | None = None) -> str:
     """The exact commands that make a reward model for `--reward icrm|bt`."""
     path = path or DEFAULT_REWARD_MODEL_DIRS[kind]
@@ -456,67 +182,115 @@ def how_to_make_reward_model(kind: str, path: str | None = None) -> str:
     )
 
 
-# Reporting
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+def grpo_reward_funcs(kind: str, script_args: Any, training_args: Any, train_dataset) -> tuple[list, Any]:
+    """(reward functions, training dataset): the reward of `kind` (`"verifier"` or a registered reward-model kind)
+    with `script_args.penalty` / `penalty_coef` given at construction, the verifier with weight 0 beside a reward model
+    (`log_verifier`), and for ICRM the `demonstrations` column drawn from `script_args.preferences_path`.
 
-
-def comparison_table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    """A markdown table of held-out accuracy before and after training (and the best), one row per reward.
-
-    Args:
-        results: `{reward name: results}`, each as written by `recipes/grpo_math.py` (with `heldout_accuracy`:
-            `{"before", "after", "history": [{"step", "accuracy", ...}]}`).
+    Raises:
+        MissingRewardModelError: ICRM without its preference pairs.
     """
-    lines = [
-        "| reward | steps | held-out accuracy before | after | best during training |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name, result in results.items():
-        heldout = result["heldout_accuracy"]
-        history = heldout.get("history") or []
-        accuracies = [h["accuracy"] for h in history if not math.isnan(h["accuracy"])]
-        steps = history[-1]["step"] if history else "n/a"
-        best = max(accuracies) if accuracies else None
-        lines.append(
-            f"| {name} | {steps} | {_fmt(heldout.get('before'))} | {_fmt(heldout.get('after'))} | {_fmt(best)} |"
+    from ..rewards import load_reward
+
+    verifier = load_reward("verifier")
+    if kind == "verifier":
+        return [verifier], train_dataset
+    path = script_args.reward_model_name_or_path
+    penalty = {"penalty": script_args.penalty, "penalty_coef": script_args.penalty_coef}
+    if kind == "icrm":
+        if not os.path.isdir(script_args.preferences_path):
+            raise MissingRewardModelError(how_to_make_reward_model("icrm", path))
+        preferences = load_preferences(script_args.preferences_path)
+        train_dataset = add_demonstrations(
+            train_dataset, preferences, script_args.num_demonstrations, seed=training_args.seed
         )
-    return "\n".join(lines) + "\n"
+        reward = load_reward(
+            path, kind="icrm", num_demonstrations=script_args.num_demonstrations, allow_zero_shot=True, **penalty
+        )
+    else:
+        reward = load_reward(path, kind=kind, name=kind, **penalty)
+    if not script_args.log_verifier:
+        return [reward], train_dataset
+    if training_args.reward_weights is None:
+        training_args.reward_weights = [1.0, 0.0]
+    return [reward, verifier], train_dataset
 
 
-def plot_accuracy_curves(results: Mapping[str, Mapping[str, Any]], path: str | os.PathLike, title: str | None = None):
-    """A PNG of held-out accuracy vs training step, one line per reward (matplotlib, Agg backend)."""
-    figure, axis = new_figure((6, 4))
-    for name, result in results.items():
-        history = result["heldout_accuracy"].get("history") or []
-        axis.plot([h["step"] for h in history], [h["accuracy"] for h in history], marker="o", label=name)
-    axis.set_xlabel("GRPO step")
-    axis.set_ylabel("held-out accuracy (greedy, math-verify)")
-    axis.set_ylim(bottom=0)
-    axis.set_title(title or "Held-out accuracy by reward")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    return save_figure(figure, path)
+def load_grpo_problems(script_args: Any, seed: int):
+    """The run's problems (`"train"`, `"test"`) with their `group` column, as `script_args` asks."""
+    args = script_args
+    source = {"dataset_name": args.dataset_name, "dataset_config": args.dataset_config}
+    splits = {"train_split": args.dataset_train_split, "test_split": args.dataset_test_split}
+    sizes = {"num_train": args.num_train_problems, "num_test": args.num_test_problems}
+    builtin = {"difficulties": args.difficulties, "plain_fraction": args.plain_fraction}
+    return load_math_problems(**source, **splits, **sizes, **builtin, group_by=args.group_by, seed=seed)
+
+
+def run_math_grpo(kind: str, script_args: Any, training_args: Any, model_args: Any) -> tuple[dict[str, Any], Any]:
+    """Train the policy with GRPO under the reward of `kind`, held-out accuracy evaluated by
+    [`HeldOutAccuracyCallback`], and save it to `training_args.output_dir` (every rank: a collective under ZeRO-3).
+
+    Returns:
+        `(results, trainer)`: the run's results ([`grpo_results`]) and the trained `trl.GRPOTrainer`.
+    """
+    from trl import GRPOTrainer, get_peft_config
+
+    from ..utils.default_model import resolve_model_name_or_path
+
+    problems = load_grpo_problems(script_args, training_args.seed)
+    reward_funcs, train_dataset = grpo_reward_funcs(kind, script_args, training_args, problems["train"])
+    heldout = HeldOutAccuracyCallback(
+        problems["test"],
+        eval_every=script_args.eval_every,
+        max_new_tokens=script_args.eval_max_new_tokens or training_args.max_completion_length,
+        batch_size=script_args.eval_batch_size,
+    )
+    trainer = GRPOTrainer(
+        model=resolve_model_name_or_path(model_args.model_name_or_path),
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=train_dataset,
+        peft_config=get_peft_config(model_args),
+        callbacks=[heldout],
+    )
+    heldout.trainer = trainer
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    sizes = {"num_train_problems": len(train_dataset), "num_test_problems": len(problems["test"])}
+    return grpo_results(kind, script_args, training_args, model_args, trainer, heldout, sizes), trainer
+
+
+def grpo_results(kind, script_args, training_args, model_args, trainer, heldout, sizes: dict[str, int]) -> dict:
+    """The results written by `trl-icrm grpo`: the reward, the policy, held-out accuracy before, after and during
+    training, and TRL's logs."""
+    history = [dict(record.items()) for record in heldout.history]
+    return {
+        "reward": kind,
+        "reward_model": script_args.reward_model_name_or_path,
+        "policy": model_args.model_name_or_path,
+        "world_size": training_args.world_size,
+        **sizes,
+        "heldout_accuracy": {
+            "before": history[0]["accuracy"] if history else None,
+            "after": history[-1]["accuracy"] if history else None,
+            "history": history,
+        },
+        "log_history": trainer.state.log_history,
+        "script_args": vars(script_args),
+    }
 
 
 __all__ = [
     "DEFAULT_PREFERENCES_DIR",
     "DEFAULT_REWARD_MODEL_DIRS",
-    "GROUP_BY_CHOICES",
     "HeldOutAccuracyCallback",
-    "add_demonstrations",
-    "add_group_column",
-    "build_preference_pairs",
-    "comparison_table",
+    "MissingRewardModelError",
     "generate_greedy",
     "greedy_accuracy",
-    "group_of",
+    "grpo_results",
+    "grpo_reward_funcs",
     "how_to_make_reward_model",
-    "load_math_problems",
+    "load_grpo_problems",
     "load_preferences",
-    "make_math_problems",
-    "plain_question",
-    "plot_accuracy_curves",
-    "reference_completion",
-    "write_json",
+    "run_math_grpo",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,8 +218,17 @@ def train_steerable_icrm(train_dataset, output_dir: str, args: SteerableTraining
     trainer = ICRMRewardTrainer(
         args.model_name_or_path, args=config, train_dataset=data, peft_config=_peft_config(args)
     )
+    return _train_and_save(trainer, output_dir, start)
+
+
+def _train_and_save(trainer, output_dir: str, start: float, save: Callable | None = None) -> dict[str, Any]:
+    """Train, save to `output_dir` (`save(trainer, output_dir)`; default: `trainer.save_model`), and return
+    `{path, seconds, log_history}` (seconds since `start`)."""
     trainer.train()
-    trainer.save_model(output_dir)
+    if save is None:
+        trainer.save_model(output_dir)
+    else:
+        save(trainer, output_dir)
     return {
         "path": output_dir,
         "seconds": round(time.perf_counter() - start, 1),
@@ -242,13 +251,7 @@ def train_steerable_bt(train_dataset, output_dir: str, args: SteerableTrainingAr
         train_dataset=train_dataset.select_columns(["prompt", "chosen", "rejected"]),
         peft_config=_peft_config(args),
     )
-    trainer.train()
-    save_reward_model(trainer, output_dir)
-    return {
-        "path": output_dir,
-        "seconds": round(time.perf_counter() - start, 1),
-        "log_history": trainer.state.log_history,
-    }
+    return _train_and_save(trainer, output_dir, start, save=save_reward_model)
 
 
 def train_steerable_vrm(
@@ -269,13 +272,7 @@ def train_steerable_vrm(
         train_dataset=train_dataset.select_columns(["prompt", "chosen", "rejected"]),
         peft_config=_peft_config(args),
     )
-    trainer.train()
-    trainer.save_model(output_dir)
-    return {
-        "path": output_dir,
-        "seconds": round(time.perf_counter() - start, 1),
-        "log_history": trainer.state.log_history,
-    }
+    return _train_and_save(trainer, output_dir, start)
 
 
 def train_steerable_models(
@@ -296,6 +293,46 @@ def train_steerable_models(
     if train_bt:
         out["bt"] = train_steerable_bt(train_dataset, os.path.join(output_dir, "bt"), args)
     return out
+
+
+class SteerabilityModelError(ValueError):
+    """A given model of the wrong kind, or a model to train without training pairs (a benchmark)."""
+
+
+def steerability_models(
+    icrm_path: str | None,
+    bt_path: str | None,
+    with_bt: bool,
+    data: SteerabilityData,
+    output_dir: str,
+    training_args: SteerableTrainingArguments,
+    record: dict[str, Any],
+) -> tuple[str, str | None]:
+    """(ICRM model, BT model or None without `with_bt`): those given, checked to be of their kind before any training,
+    and the others trained on `data.train_dataset` ([`train_steerable_models`]; their logs go to `record["training"]`).
+
+    Raises:
+        SteerabilityModelError: A given model of the wrong kind, or a model to train without training pairs.
+    """
+    from ..rewards import reward_model_kind
+
+    for path, kind in ((icrm_path, "icrm"), (bt_path, "bt")):  # a typo fails now, not after minutes of training
+        if path is not None and reward_model_kind(path) != kind:
+            raise SteerabilityModelError(
+                f"{path} is a {reward_model_kind(path)!r} reward model, not the {kind!r} model expected."
+            )
+    need_icrm, need_bt = icrm_path is None, bt_path is None and with_bt
+    if need_icrm or need_bt:
+        if data.train_dataset is None:
+            raise SteerabilityModelError(
+                "Pass --icrm_model_name_or_path (and --bt_model_name_or_path or --no_bt) to evaluate on a benchmark."
+            )
+        record["training"] = train_steerable_models(
+            data.train_dataset, output_dir, training_args, train_icrm=need_icrm, train_bt=need_bt
+        )
+        icrm_path = record["training"]["icrm"]["path"] if need_icrm else icrm_path
+        bt_path = record["training"]["bt"]["path"] if need_bt else bt_path
+    return icrm_path, bt_path
 
 
 def headline(results: dict[str, Any]) -> dict[str, Any]:
@@ -320,12 +357,14 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "SteerabilityData",
+    "SteerabilityModelError",
     "SteerableTrainingArguments",
     "benchmark_eval_sets",
     "benchmark_steerability_data",
     "builtin_eval_sets",
     "builtin_steerability_data",
     "headline",
+    "steerability_models",
     "train_steerable_bt",
     "train_steerable_icrm",
     "train_steerable_models",

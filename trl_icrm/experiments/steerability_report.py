@@ -102,6 +102,77 @@ def plot_front(
     return _finish(fig, ax, path, xlabel, ylabel, f"w = share of {groups[0]} demonstrations", "lower left")
 
 
+def steerability_of_set(
+    reward,
+    pairs: Sequence[Pair],
+    pools: Mapping[str, Sequence[Pair]],
+    bt_reward: Callable[..., list[float]] | None = None,
+    ks: Sequence[int] = (0, 1, 2, 4, 8),
+    num_draws: int = 5,
+    ece_bins: int = 10,
+    seed: int = 0,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`(result, rows)` of one evaluation set (computation only): accuracy vs K by group and over groups (95% CI over
+    draws), the BT model's accuracy, and the calibration of each K; `rows` are the accuracy per group, K and draw."""
+    curve = accuracy_vs_k(reward, pairs, pools, ks, num_draws, seed, progress=progress)
+    calibration = {}
+    for k, mu in curve["probabilities"].items():
+        probabilities, outcomes = both_orders(mu)
+        calibration[k] = {
+            "ece": expected_calibration_error(probabilities, outcomes, ece_bins),
+            "bins": reliability_bins(probabilities, outcomes, ece_bins),
+        }
+    overall = {}
+    for k in ks:
+        values = [
+            np.mean([r["accuracy"] for r in curve["rows"] if r["k"] == k and r["draw"] == d])
+            for d in sorted({r["draw"] for r in curve["rows"] if r["k"] == k})
+        ]
+        overall[k] = dict(zip(("mean", "low", "high"), mean_confidence_interval(values), strict=True))
+    result = {
+        "num_pairs": len(pairs),
+        "summary": curve["summary"],
+        "mean_over_groups": overall,
+        "bt": bt_accuracy(bt_reward, pairs) if bt_reward is not None else None,
+        "calibration": calibration,
+    }
+    return result, curve["rows"]
+
+
+def conflict_front(
+    reward,
+    pairs: Sequence[Pair],
+    pools: Mapping[str, Sequence[Pair]],
+    conflict: tuple[str, str],
+    bt: Mapping[str, float] | None = None,
+    ratios: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    mix_k: int = 8,
+    mix_draws: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The front of contexts mixing the demonstrations of the two groups `conflict` (computation only), with the BT
+    model's point and hypervolume when its accuracy by group `bt` is given."""
+    a, b = conflict
+    pairs_a = [p for p in pairs if p["group"] == a]
+    pairs_b = [p for p in pairs if p["group"] == b]
+    mixing = mixing_front(reward, pairs_a, pairs_b, pools[a], pools[b], ratios, mix_k, mix_draws, seed)
+    if bt is not None:
+        mixing["bt_point"] = [bt[a], bt[b]]
+        mixing["bt_hypervolume"] = hypervolume_2d([(bt[a], bt[b])])
+    return mixing
+
+
+def plot_set(result: Mapping[str, Any], name: str, output_dir: str) -> None:
+    """`accuracy_vs_k_<name>.png` and `reliability_<name>.png` (at the largest K) of one set's result."""
+    k_max = max(result["calibration"])
+    path = os.path.join(output_dir, f"accuracy_vs_k_{name}.png")
+    plot_accuracy_vs_k(result["summary"], path, result["bt"], f"Accuracy vs K ({name})")
+    calibration = result["calibration"][k_max]
+    path = os.path.join(output_dir, f"reliability_{name}.png")
+    plot_reliability(calibration["bins"], path, calibration["ece"], f"ICRM, K={k_max} ({name})")
+
+
 def evaluate_steerability(
     reward,
     eval_sets: Mapping[str, tuple[Sequence[Pair], Mapping[str, Sequence[Pair]]]],
@@ -118,65 +189,37 @@ def evaluate_steerability(
     seed: int = 0,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> dict[str, Any]:
-    """Run every evaluation on each named evaluation set `(pairs, pools)` and write `steerability.json`,
-    `accuracy_vs_k.csv`, `accuracy_vs_k_<set>.png`, `reliability_<set>.png` and, with `conflict=(A, B)` (groups of
-    `conflict_set`), `conflict_front.png`. Returns the results written to JSON."""
+    """Run every evaluation on each named evaluation set `(pairs, pools)` ([`steerability_of_set`],
+    [`conflict_front`]) and write `steerability.json`, `accuracy_vs_k.csv`, `accuracy_vs_k_<set>.png`,
+    `reliability_<set>.png` and, with `conflict=(A, B)` (groups of `conflict_set`), `conflict_front.png`. Returns the
+    results written to JSON."""
     os.makedirs(output_dir, exist_ok=True)
     results: dict[str, Any] = {"ks": list(ks), "num_draws": num_draws, "seed": seed, "sets": {}}
     csv_rows = []
     for name, (pairs, pools) in eval_sets.items():
-        curve = accuracy_vs_k(reward, pairs, pools, ks, num_draws, seed, progress=progress)
-        bt = bt_accuracy(bt_reward, pairs) if bt_reward is not None else None
-        calibration = {}
-        for k, mu in curve["probabilities"].items():
-            probabilities, outcomes = both_orders(mu)
-            calibration[k] = {
-                "ece": expected_calibration_error(probabilities, outcomes, ece_bins),
-                "bins": reliability_bins(probabilities, outcomes, ece_bins),
-            }
-        k_max = max(ks)
-        plot_accuracy_vs_k(
-            curve["summary"], os.path.join(output_dir, f"accuracy_vs_k_{name}.png"), bt, f"Accuracy vs K ({name})"
-        )
-        plot_reliability(
-            calibration[k_max]["bins"],
-            os.path.join(output_dir, f"reliability_{name}.png"),
-            calibration[k_max]["ece"],
-            f"ICRM, K={k_max} ({name})",
-        )
-        overall = {}
-        for k in ks:
-            values = [
-                np.mean([r["accuracy"] for r in curve["rows"] if r["k"] == k and r["draw"] == d])
-                for d in sorted({r["draw"] for r in curve["rows"] if r["k"] == k})
-            ]
-            overall[k] = dict(zip(("mean", "low", "high"), mean_confidence_interval(values), strict=True))
-        results["sets"][name] = {
-            "num_pairs": len(pairs),
-            "summary": curve["summary"],
-            "mean_over_groups": overall,
-            "bt": bt,
-            "calibration": calibration,
-        }
-        csv_rows += [{"set": name, **row} for row in curve["rows"]]
+        result, rows = steerability_of_set(reward, pairs, pools, bt_reward, ks, num_draws, ece_bins, seed, progress)
+        plot_set(result, name, output_dir)
+        results["sets"][name] = result
+        csv_rows += [{"set": name, **row} for row in rows]
     write_csv(csv_rows, os.path.join(output_dir, "accuracy_vs_k.csv"))
     if conflict is not None:
         conflict_set = conflict_set or next(iter(eval_sets))
         pairs, pools = eval_sets[conflict_set]
-        a, b = conflict
-        pairs_a = [p for p in pairs if p["group"] == a]
-        pairs_b = [p for p in pairs if p["group"] == b]
-        mixing = mixing_front(reward, pairs_a, pairs_b, pools[a], pools[b], ratios, mix_k, mix_draws, seed)
-        bt_point = None
-        if bt_reward is not None:
-            bt_groups = results["sets"][conflict_set]["bt"]  # the same pairs, already scored
-            bt_point = (bt_groups[a], bt_groups[b])
-            mixing["bt_point"] = list(bt_point)
-            mixing["bt_hypervolume"] = hypervolume_2d([bt_point])
+        bt = results["sets"][conflict_set]["bt"]  # the same pairs, already scored
+        mixing = conflict_front(reward, pairs, pools, conflict, bt, ratios, mix_k, mix_draws, seed)
+        bt_point = mixing.get("bt_point")
         plot_front(mixing, os.path.join(output_dir, "conflict_front.png"), conflict, bt_point)
         results["conflict"] = {"groups": list(conflict), "set": conflict_set, **mixing}
     write_json(results, os.path.join(output_dir, "steerability.json"))
     return results
 
 
-__all__ = ["evaluate_steerability", "plot_accuracy_vs_k", "plot_front", "plot_reliability"]
+__all__ = [
+    "conflict_front",
+    "evaluate_steerability",
+    "plot_accuracy_vs_k",
+    "plot_front",
+    "plot_reliability",
+    "plot_set",
+    "steerability_of_set",
+]

@@ -66,6 +66,7 @@ class SequenceClassifierReward(RewardModel):
             the rest of each sequence after it; `False` scores every full sequence. The scores are the same.
         name: The name TRL logs the reward under (default `"bt_reward"`).
         penalty: `None` or `"mean"` (both the score: a BT model reports no variance).
+        penalty_coef: k of the penalty (unused by `None` and `"mean"`; taken like every reward model's).
     """
 
     scale = "score"
@@ -80,9 +81,10 @@ class SequenceClassifierReward(RewardModel):
         use_prefix_cache: bool = True,
         name: str = "bt_reward",
         penalty: str | None = None,
+        penalty_coef: float = 1.0,
         trust_remote_code: bool = False,
     ):
-        super().__init__(penalty=penalty, name=name)
+        super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
         load = partial(load_sequence_classifier, tokenizer=tokenizer, trust_remote_code=trust_remote_code)
         self.model, self.tokenizer = load_for_scoring(model, tokenizer, load)
         num_labels = unwrap_peft(self.model).config.num_labels

@@ -30,24 +30,15 @@ from typing import Any
 
 from ..experiments.best_of_n import BestOfNSettings
 from ..utils.default_model import DEFAULT_MODEL
+from ._common import RewardModelsArguments, command_parser
 
 
 @dataclass
-class BonScriptArguments:
-    """Arguments of `trl-icrm bon` (besides the [`BestOfNSettings`] of the run): the reward models and the policy."""
+class BonScriptArguments(RewardModelsArguments):
+    """Arguments of `trl-icrm bon` (besides the [`BestOfNSettings`] of the run): the proxy reward models (their kind:
+    'verifier' makes math-verify the proxy; a model with a variance, such as ICRM, adds penalty curves), their
+    demonstrations and the policy."""
 
-    reward_model_name_or_path: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Proxy reward model folder(s) or hub id(s); several form an ensemble."},
-    )
-    reward: str = field(
-        default="auto",
-        metadata={
-            "help": "Kind of the reward models: 'icrm' (reports its uncertainty: penalty curves), 'bt', 'auto' (read "
-            "from each model's config), or 'verifier' (math-verify as the proxy, no model).",
-            "choices": ["auto", "icrm", "bt", "verifier"],
-        },
-    )
     demonstrations: str | None = field(
         default=None,
         metadata={
@@ -152,12 +143,8 @@ def main(script_args: BonScriptArguments, settings: BestOfNSettings) -> dict[str
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import TrlParser
-
     dataclass_types = (BonScriptArguments, BestOfNSettings)
-    if subparsers is not None:
-        return subparsers.add_parser("bon", help="Best-of-N over-optimization curves", dataclass_types=dataclass_types)
-    return TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])
+    return command_parser("bon", "Best-of-N over-optimization curves", dataclass_types, __doc__, subparsers, prog)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, MathProblemArguments
+from ..data.math_preferences import DEFAULT_PREFERENCES_DIR
 from ..utils.default_model import DEFAULT_MODEL
+from ._common import MathProblemArguments, command_parser
 
 
 @dataclass
@@ -50,8 +51,8 @@ class BuildMathPreferencesArguments(MathProblemArguments):
 
 def load_problems(args: BuildMathPreferencesArguments):
     """The training problems, with a `group` column."""
+    from ..data.math_preferences import add_group_column, load_math_problems
     from ..data.math_problems import load_gsm8k_like
-    from ..experiments.math_grpo import add_group_column, load_math_problems
 
     if args.dataset_name:
         problems = load_gsm8k_like(
@@ -95,7 +96,7 @@ def sample_and_label(args: BuildMathPreferencesArguments, problems) -> tuple[lis
 def main(script_args: BuildMathPreferencesArguments):
     from datasets import Dataset
 
-    from ..experiments.math_grpo import build_preference_pairs
+    from ..data.math_preferences import build_preference_pairs
     from ..utils.io import write_json
 
     problems = load_problems(script_args)
@@ -131,14 +132,10 @@ def main(script_args: BuildMathPreferencesArguments):
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import TrlParser
-
     dataclass_types = (BuildMathPreferencesArguments,)
-    if subparsers is not None:
-        return subparsers.add_parser(
-            "build-math-preferences", help="Build math preference pairs", dataclass_types=dataclass_types
-        )
-    return TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])
+    return command_parser(
+        "build-math-preferences", "Build math preference pairs", dataclass_types, __doc__, subparsers, prog
+    )
 
 
 if __name__ == "__main__":

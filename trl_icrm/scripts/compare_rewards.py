@@ -28,6 +28,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..experiments.math_grpo import DEFAULT_REWARD_MODEL_DIRS
+from ._common import command_parser
 from .grpo import GRPOScriptArguments, grpo_defaults
 from .grpo import main as grpo_main
 
@@ -50,23 +51,12 @@ class CompareRewardsArguments:
 
 
 def write_report(results: dict, output_dir: str) -> dict[str, str]:
-    """Write comparison.md, comparison.png and comparison.json; return their paths."""
-    from ..experiments.math_grpo import comparison_table, plot_accuracy_curves
-    from ..utils.io import write_json
+    """Write comparison.md, comparison.png and comparison.json (`trl_icrm.experiments.math_grpo_report`), print the
+    table and return the files' paths."""
+    from ..experiments.math_grpo_report import comparison_table, write_comparison
 
-    os.makedirs(output_dir, exist_ok=True)
-    table = comparison_table(results)
-    paths = {
-        "markdown": os.path.join(output_dir, "comparison.md"),
-        "plot": plot_accuracy_curves(results, os.path.join(output_dir, "comparison.png")),
-        "json": write_json(
-            {name: {k: v for k, v in result.items() if k != "log_history"} for name, result in results.items()},
-            os.path.join(output_dir, "comparison.json"),
-        ),
-    }
-    with open(paths["markdown"], "w", encoding="utf-8") as handle:
-        handle.write("# Held-out accuracy of GRPO with each reward (greedy, math-verify)\n\n" + table)
-    print(table)
+    paths = write_comparison(results, output_dir)
+    print(comparison_table(results))
     return paths
 
 
@@ -138,13 +128,10 @@ def main(compare_args: CompareRewardsArguments, script_args: GRPOScriptArguments
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import GRPOConfig, ModelConfig, TrlParser
+    from trl import GRPOConfig, ModelConfig
 
     dataclass_types = (CompareRewardsArguments, GRPOScriptArguments, GRPOConfig, ModelConfig)
-    if subparsers is not None:
-        parser = subparsers.add_parser("compare-rewards", help="Compare GRPO rewards", dataclass_types=dataclass_types)
-    else:
-        parser = TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])
+    parser = command_parser("compare-rewards", "Compare GRPO rewards", dataclass_types, __doc__, subparsers, prog)
     parser.set_defaults(
         **{**grpo_defaults(), "output_dir": "outputs/compare-rewards", "eval_every": 5, "max_steps": 30}
     )

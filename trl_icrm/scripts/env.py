@@ -85,12 +85,9 @@ def main(script_args: EnvArguments) -> str:
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import TrlParser
+    from ._common import command_parser
 
-    dataclass_types = (EnvArguments,)
-    if subparsers is not None:
-        return subparsers.add_parser("env", help="Print versions and the device", dataclass_types=dataclass_types)
-    return TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])
+    return command_parser("env", "Print versions and the device", (EnvArguments,), __doc__, subparsers, prog)
 
 
 if __name__ == "__main__":

@@ -31,36 +31,28 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, MathProblemArguments
-from ..rewards.penalties import PENALTIES
+from ..data.math_preferences import DEFAULT_PREFERENCES_DIR
+from ._common import MathProblemArguments, PenaltyArguments, command_parser, reward_choices
 from ._model_args import apply_model_args
 
 
-REWARD_CHOICES = ["auto", "icrm", "bt", "vrm", "verifier"]
-PENALTY_CHOICES = list(PENALTIES)
+REWARD_CHOICES = reward_choices()
 
 
 @dataclass
-class GRPOScriptArguments(MathProblemArguments):
+class GRPOScriptArguments(PenaltyArguments, MathProblemArguments):
     """Arguments of `trl-icrm grpo` (besides `GRPOConfig` and `ModelConfig`)."""
 
     reward: str = field(
         default="verifier",
         metadata={
-            "help": "Reward: 'icrm', 'bt', 'vrm', 'verifier', or 'auto' (the kind of --reward_model_name_or_path).",
+            "help": "Reward: 'verifier', a registered kind of reward model ('icrm', 'bt', 'vrm', ...), or 'auto' "
+            "(the kind of --reward_model_name_or_path).",
             "choices": REWARD_CHOICES,
         },
     )
     reward_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Trained reward model for --reward icrm|bt|vrm|auto (folder or hub id)."}
-    )
-    penalty: str | None = field(
-        default=None,
-        metadata={
-            "help": "Reward of the reward model: its point reward (None), or the posterior 'mean', 'lcb' or "
-            "'var_penalty' (the last two need an ICRM model).",
-            "choices": PENALTY_CHOICES,
-        },
     )
     num_demonstrations: int = field(default=4, metadata={"help": "ICRM demonstrations carried by each prompt."})
     preferences_path: str = field(
@@ -106,7 +98,7 @@ def _missing_local_model(path: str | None) -> bool:
 
 
 def reward_kind(script_args: GRPOScriptArguments) -> str:
-    """`"icrm"`, `"bt"` or `"verifier"`: `--reward`, with `auto` read from the reward model's saved config. Exits
+    """`"verifier"` or a registered kind: `--reward`, with `auto` read from the reward model's saved config. Exits
     with the commands that make the reward model when it is missing."""
     from ..experiments.math_grpo import how_to_make_reward_model
     from ..rewards import reward_model_kind
@@ -121,100 +113,26 @@ def reward_kind(script_args: GRPOScriptArguments) -> str:
 
 
 def build_reward_funcs(script_args: GRPOScriptArguments, training_args, train_dataset, kind: str | None = None):
-    """(reward functions, training dataset): the reward of `kind` (default: [`reward_kind`]), the verifier with weight
-    0 beside a reward model, and for ICRM the `demonstrations` column."""
-    from ..experiments.math_grpo import add_demonstrations, how_to_make_reward_model, load_preferences
-    from ..rewards import load_reward
+    """(reward functions, training dataset) of `kind` (default: [`reward_kind`]); see
+    `trl_icrm.experiments.math_grpo.grpo_reward_funcs`. Exits with the commands that make a missing reward model."""
+    from ..experiments.math_grpo import MissingRewardModelError, grpo_reward_funcs
 
-    kind = kind or reward_kind(script_args)
-    verifier = load_reward("verifier")
-    if kind == "verifier":
-        return [verifier], train_dataset
-    path = script_args.reward_model_name_or_path
-    if kind == "icrm":
-        if not os.path.isdir(script_args.preferences_path):
-            raise SystemExit(how_to_make_reward_model("icrm", path))
-        preferences = load_preferences(script_args.preferences_path)
-        train_dataset = add_demonstrations(
-            train_dataset, preferences, script_args.num_demonstrations, seed=training_args.seed
-        )
-        reward = load_reward(
-            path,
-            kind="icrm",
-            penalty=script_args.penalty,
-            num_demonstrations=script_args.num_demonstrations,
-            allow_zero_shot=True,
-        )
-    else:
-        reward = load_reward(path, kind=kind, penalty=script_args.penalty, name=kind)
-    if not script_args.log_verifier:
-        return [reward], train_dataset
-    if training_args.reward_weights is None:
-        training_args.reward_weights = [1.0, 0.0]
-    return [reward, verifier], train_dataset
-
-
-def _results(script_args, training_args, model_args, kind, trainer, heldout, num_train, num_test) -> dict:
-    history = [dict(record.items()) for record in heldout.history]
-    return {
-        "reward": kind,
-        "reward_model": script_args.reward_model_name_or_path,
-        "policy": model_args.model_name_or_path,
-        "world_size": training_args.world_size,
-        "num_train_problems": num_train,
-        "num_test_problems": num_test,
-        "heldout_accuracy": {
-            "before": history[0]["accuracy"] if history else None,
-            "after": history[-1]["accuracy"] if history else None,
-            "history": history,
-        },
-        "log_history": trainer.state.log_history,
-        "script_args": vars(script_args),
-    }
+    try:
+        return grpo_reward_funcs(kind or reward_kind(script_args), script_args, training_args, train_dataset)
+    except MissingRewardModelError as error:
+        raise SystemExit(str(error)) from error
 
 
 def main(script_args: GRPOScriptArguments, training_args, model_args) -> dict:
-    from trl import GRPOTrainer, get_peft_config
-
-    from ..experiments.math_grpo import HeldOutAccuracyCallback, load_math_problems
-    from ..utils.default_model import resolve_model_name_or_path
+    from ..experiments.math_grpo import MissingRewardModelError, run_math_grpo
     from ..utils.io import write_json
 
     kind = reward_kind(script_args)  # before any work: exits with the commands that make a missing reward model
     apply_model_args(model_args, training_args)
-    problems = load_math_problems(
-        dataset_name=script_args.dataset_name,
-        dataset_config=script_args.dataset_config,
-        train_split=script_args.dataset_train_split,
-        test_split=script_args.dataset_test_split,
-        num_train=script_args.num_train_problems,
-        num_test=script_args.num_test_problems,
-        difficulties=script_args.difficulties,
-        plain_fraction=script_args.plain_fraction,
-        group_by=script_args.group_by,
-        seed=training_args.seed,
-    )
-    reward_funcs, train_dataset = build_reward_funcs(script_args, training_args, problems["train"], kind)
-    heldout = HeldOutAccuracyCallback(
-        problems["test"],
-        eval_every=script_args.eval_every,
-        max_new_tokens=script_args.eval_max_new_tokens or training_args.max_completion_length,
-        batch_size=script_args.eval_batch_size,
-    )
-    trainer = GRPOTrainer(
-        model=resolve_model_name_or_path(model_args.model_name_or_path),
-        reward_funcs=reward_funcs,
-        args=training_args,
-        train_dataset=train_dataset,
-        peft_config=get_peft_config(model_args),
-        callbacks=[heldout],
-    )
-    heldout.trainer = trainer
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)  # every rank: a collective under ZeRO-3
-    results = _results(
-        script_args, training_args, model_args, kind, trainer, heldout, len(train_dataset), len(problems["test"])
-    )
+    try:
+        results, trainer = run_math_grpo(kind, script_args, training_args, model_args)
+    except MissingRewardModelError as error:
+        raise SystemExit(str(error)) from error
     if trainer.accelerator.is_main_process:
         path = write_json(results, os.path.join(training_args.output_dir, script_args.results_file))
         before, after = results["heldout_accuracy"]["before"], results["heldout_accuracy"]["after"]
@@ -238,13 +156,10 @@ def grpo_defaults() -> dict:
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import GRPOConfig, ModelConfig, TrlParser
+    from trl import GRPOConfig, ModelConfig
 
     dataclass_types = (GRPOScriptArguments, GRPOConfig, ModelConfig)
-    if subparsers is not None:
-        parser = subparsers.add_parser("grpo", help="GRPO on math problems", dataclass_types=dataclass_types)
-    else:
-        parser = TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])
+    parser = command_parser("grpo", "GRPO on math problems", dataclass_types, __doc__, subparsers, prog)
     parser.set_defaults(**grpo_defaults())
     return parser
 

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR
+from ..data.math_preferences import DEFAULT_PREFERENCES_DIR
+from ._common import command_parser
 
 
 @dataclass
@@ -74,21 +75,11 @@ class LaplaceScriptArguments:
 
 
 def load_pairs(args: LaplaceScriptArguments) -> tuple[Any, Any]:
-    """`(training pairs, held-out pairs or None)`, split as `trl-icrm train` splits them."""
-    from ..experiments.math_grpo import load_preferences
-    from .train import split_pairs
+    """`(training pairs, held-out pairs or None)`, split as `trl-icrm train` splits them
+    (`trl_icrm.data.math_preferences.load_preference_split`)."""
+    from ..data.math_preferences import load_preference_split
 
-    if not os.path.isdir(args.dataset_path):
-        raise FileNotFoundError(f"No preference pairs at {args.dataset_path} (`trl-icrm build-math-preferences`).")
-    pairs = load_preferences(args.dataset_path)
-    missing = [column for column in ("chosen", "rejected") if column not in pairs.column_names]
-    if missing:
-        raise ValueError(f"{args.dataset_path} is not a preference data set: it lacks the columns {missing}.")
-    columns = [c for c in ("prompt", "chosen", "rejected") if c in pairs.column_names]
-    train, held_out = split_pairs(pairs.select_columns(columns), args.eval_fraction, args.seed)
-    if args.num_pairs is not None:
-        train = train.select(range(min(args.num_pairs, len(train))))
-    return train, held_out
+    return load_preference_split(args.dataset_path, args.eval_fraction, args.seed, args.num_pairs)
 
 
 def main(args: LaplaceScriptArguments) -> dict[str, Any]:
@@ -137,13 +128,8 @@ def _evaluate(posterior, tokenizer, held_out, args) -> dict[str, Any]:
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import TrlParser
-
-    if subparsers is not None:
-        return subparsers.add_parser(
-            "laplace", help="Fit a Laplace posterior to a BT reward model", dataclass_types=(LaplaceScriptArguments,)
-        )
-    return TrlParser((LaplaceScriptArguments,), prog=prog, description=__doc__.split("\n\n")[0])
+    help_text = "Fit a Laplace posterior to a BT reward model"
+    return command_parser("laplace", help_text, (LaplaceScriptArguments,), __doc__, subparsers, prog)
 
 
 if __name__ == "__main__":

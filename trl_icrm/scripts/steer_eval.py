@@ -35,6 +35,7 @@ from typing import Any
 
 from ..data.steerable import DEFAULT_SEEN_OBJECTIVES
 from ..experiments.steerability import SteerabilityData, SteerableTrainingArguments
+from ._common import command_parser
 
 
 @dataclass
@@ -102,15 +103,9 @@ def load_data(args: SteerEvalArguments, seed: int = 0) -> SteerabilityData:
         return benchmark_steerability_data(
             args.benchmark, args.benchmark_path, args.demonstration_fraction, args.max_eval_pairs, seed
         )
-    return builtin_steerability_data(
-        args.seen_objectives,
-        args.conflict,
-        responses=args.responses,
-        cross_style_pairs=args.cross_style_pairs,
-        max_eval_pairs=args.max_eval_pairs,
-        seen_groups=args.seen_groups,
-        seed=seed,
-    )
+    objectives = (args.seen_objectives, args.conflict)
+    sizes = {"cross_style_pairs": args.cross_style_pairs, "max_eval_pairs": args.max_eval_pairs}
+    return builtin_steerability_data(*objectives, args.responses, **sizes, seen_groups=args.seen_groups, seed=seed)
 
 
 def trained_models(
@@ -119,27 +114,18 @@ def trained_models(
     data: SteerabilityData,
     record: dict[str, Any],
 ) -> tuple[str, str | None]:
-    """(ICRM model, BT model or None): those given, the others trained here with `training_args` (their logs go to
-    `record`)."""
-    from ..experiments.steerability import train_steerable_models
-    from ..rewards import reward_model_kind
+    """(ICRM model, BT model or None): those given, the others trained here
+    (`trl_icrm.experiments.steerability.steerability_models`). Exits when a given model is of the wrong kind or a
+    benchmark run lacks a model it cannot train."""
+    from ..experiments.steerability import SteerabilityModelError, steerability_models
 
-    icrm_path, bt_path = args.icrm_model_name_or_path, None if args.no_bt else args.bt_model_name_or_path
-    for path, kind in ((icrm_path, "icrm"), (bt_path, "bt")):  # a typo fails now, not after minutes of training
-        if path is not None and reward_model_kind(path) != kind:
-            raise SystemExit(f"{path} is a {reward_model_kind(path)!r} reward model, not the {kind!r} model expected.")
-    need_icrm, need_bt = icrm_path is None, bt_path is None and not args.no_bt
-    if need_icrm or need_bt:
-        if data.train_dataset is None:
-            raise SystemExit(
-                "Pass --icrm_model_name_or_path (and --bt_model_name_or_path or --no_bt) to evaluate on a benchmark."
-            )
-        record["training"] = train_steerable_models(
-            data.train_dataset, args.output_dir, training_args, train_icrm=need_icrm, train_bt=need_bt
+    bt_path = None if args.no_bt else args.bt_model_name_or_path
+    try:
+        return steerability_models(
+            args.icrm_model_name_or_path, bt_path, not args.no_bt, data, args.output_dir, training_args, record
         )
-        icrm_path = record["training"]["icrm"]["path"] if need_icrm else icrm_path
-        bt_path = record["training"]["bt"]["path"] if need_bt else bt_path
-    return icrm_path, bt_path
+    except SteerabilityModelError as error:
+        raise SystemExit(str(error)) from error
 
 
 def main(script_args: SteerEvalArguments, training_args: SteerableTrainingArguments) -> dict[str, Any]:
@@ -184,12 +170,8 @@ def main(script_args: SteerEvalArguments, training_args: SteerableTrainingArgume
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import TrlParser
-
     dataclass_types = (SteerEvalArguments, SteerableTrainingArguments)
-    if subparsers is not None:
-        return subparsers.add_parser("steer-eval", help="Steerability benchmark", dataclass_types=dataclass_types)
-    return TrlParser(dataclass_types, prog=prog, description=__doc__.split("\n\n")[0])
+    return command_parser("steer-eval", "Steerability benchmark", dataclass_types, __doc__, subparsers, prog)
 
 
 if __name__ == "__main__":

@@ -1,50 +1,14 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""Helpers for running TRL trainers under `accelerate launch` with DeepSpeed, including on machines without a GPU.
+"""Helpers for running TRL trainers under `accelerate launch` with DeepSpeed, including on machines without a GPU
+(`recipes/accelerate_configs/cpu_zero2.yaml`, `cpu_zero3.yaml`):
 
-The configs in `recipes/accelerate_configs/` (`cpu_zero2.yaml`, `cpu_zero3.yaml`) run DeepSpeed ZeRO-2/3 on CPU with
-two processes. Three things are needed besides the configs; this module provides them.
+1. [`default_ddp_backend`]: `ddp_backend="gloo"` on a machine without a GPU, without which accelerate counts one
+   process while DeepSpeed sees two;
+2. [`destroy_process_group`]: a clean end of the script on every rank;
+3. [`zero3_init_disabled`]: scoring models kept whole under ZeRO-3.
 
-1. `ddp_backend="gloo"` on a machine without a GPU (see [`default_ddp_backend`]).
-
-   A DeepSpeed launch on CPU fails in `deepspeed.initialize` with
-
-       AssertionError: Check batch related parameters. train_batch_size is not equal to
-       micro_batch_per_gpu * gradient_acc_step * world_size 8 != 8 * 1 * 2
-
-   because accelerate believes there is one process while DeepSpeed sees two. `TrainingArguments._setup_devices`
-   (transformers) builds accelerate's `PartialState(backend=args.ddp_backend)`; with `ddp_backend=None` (the default):
-
-   - `PartialState._prepare_backend` (accelerate/state.py) picks a backend only for a GPU-like device (nccl, hccl,
-     xccl, ...) or when `cpu=True`, so on a CPU-only machine it returns `backend=None`.
-   - `PartialState.__init__` still sees `ACCELERATE_USE_DEEPSPEED=true` and calls
-     `deepspeed.comm.init_distributed(dist_backend=None)`; DeepSpeed falls back to its CPU accelerator's backend
-     (gloo, or ccl when oneCCL is installed) and creates a process group of `WORLD_SIZE=2`.
-   - Right after, `if self.backend is None:` sets `num_processes = 1` and `process_index = 0` on every rank, and
-     `distributed_type` is then overwritten with `DEEPSPEED`.
-
-   So `args.world_size == 1` and every rank believes it is the main process. transformers
-   (`HfTrainerDeepSpeedConfig.trainer_config_process`, integrations/deepspeed.py) and accelerate
-   (`Accelerator._prepare_deepspeed`) both fill `train_batch_size = micro_batch * grad_acc * num_processes`
-   = 8 * 1 * 1, and `DeepSpeedConfig._batch_assertion` compares it with `dist.get_world_size()` = 2. The mismatch
-   is not specific to GRPO (`generation_batch_size`/`steps_per_generation` play no part), and forcing the
-   DeepSpeed batch numbers would only hide it: every rank would still act as rank 0 (no data sharding, every rank
-   saving). Passing `ddp_backend="gloo"` makes `_prepare_backend` return gloo, so `PartialState` takes
-   `num_processes` and `process_index` from `torch.distributed`, and DeepSpeed stays on. `use_cpu: true` in the
-   accelerate config is no alternative: the DeepSpeed launcher ignores it, and `use_cpu=True` in the training
-   arguments (or `--cpu`) makes accelerate drop DeepSpeed altogether.
-
-2. A clean end of the script on every rank (see [`destroy_process_group`]). Otherwise a gloo worker thread aborts a
-   rank at interpreter shutdown now and then ("terminate called without an active exception", exit code -6) after
-   training and saving have succeeded, which fails the launch: seen in 4 of 8 ZeRO-3 runs without any teardown and
-   in 4 of 8 with a bare `torch.distributed.destroy_process_group()`, in none of 30 with the helper.
-
-3. Scoring models kept whole under ZeRO-3 (see [`zero3_init_disabled`]). Once a ZeRO-3 config with
-   `zero3_init_flag: true` is active (from the moment the training arguments exist), every `from_pretrained` runs
-   under `deepspeed.zero.Init` and returns a model whose parameters are partitioned (shape `(0,)`); calling it
-   outside a DeepSpeed engine fails. Reward models that GRPOTrainer receives as a path or a `PreTrainedModel` are
-   wrapped by TRL (`trl.models.prepare_deepspeed`) in a ZeRO-3 inference engine that gathers parameters in forward;
-   a model held inside a python reward callable is not, so load it in `zero3_init_disabled()` (one full copy per
-   rank) or wrap it with `prepare_deepspeed(model, trainer.accelerator)` after the trainer exists.
+Why each is needed (the failures, and where in accelerate, transformers and DeepSpeed they come from):
+docs/distributed.md.
 
 Example (recipe script):
 

@@ -1,0 +1,96 @@
+# Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
+"""What the commands share: argument blocks (the reward models, the penalty, the math problems), the `--reward` choices
+read from the reward registry, and the parser of a command (a `trl-icrm` subcommand or its own `TrlParser`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..data.math_preferences import GROUP_BY_CHOICES
+from ..rewards.penalties import PENALTIES
+from ..rewards.registry import NAMED_REWARDS, REWARD_KINDS
+
+
+def reward_choices() -> list[str]:
+    """The `--reward` choices: `"auto"` (the kind read from the saved model), every registered kind of reward model
+    (`trl_icrm.register_reward_kind`), and the rewards loaded by name (`"verifier"`)."""
+    return ["auto", *REWARD_KINDS, *NAMED_REWARDS]
+
+
+@dataclass
+class RewardModelsArguments:
+    """The reward models of a command: one or more saved models and their kind."""
+
+    reward_model_name_or_path: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Reward model folder(s) or hub id(s); several form an ensemble."},
+    )
+    reward: str = field(
+        default="auto",
+        metadata={
+            "help": "Kind of the reward models: 'auto' (read from each saved config), a registered kind ('icrm', "
+            "'vrm', 'bt', 'laplace', ...) or 'verifier' (math-verify, no model).",
+            "choices": reward_choices(),
+        },
+    )
+
+
+@dataclass
+class PenaltyArguments:
+    """The uncertainty penalty of a reward model, given once when the reward is built (`trl_icrm.rewards.penalties`)."""
+
+    penalty: str | None = field(
+        default=None,
+        metadata={
+            "help": "Reward of the reward model: its point reward (None), or the posterior 'mean', 'lcb' (mean - k "
+            "std) or 'var_penalty' (mean - k var); the last two need a reward model with a variance.",
+            "choices": list(PENALTIES),
+        },
+    )
+    penalty_coef: float = field(default=1.0, metadata={"help": "k of the 'lcb' and 'var_penalty' penalties."})
+
+
+@dataclass
+class MathProblemArguments:
+    """Which math problems a command uses: the built-in generator's settings or a dataset with GSM8K's schema
+    (`trl_icrm.data.math_preferences.load_math_problems`)."""
+
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub id / local path of a dataset with GSM8K's schema (default: built-in)."}
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Config name of `dataset_name`."})
+    difficulties: list[int] = field(
+        default_factory=lambda: [1], metadata={"help": "Difficulties (arithmetic steps) of built-in problems."}
+    )
+    plain_fraction: float = field(
+        default=0.5, metadata={"help": "Share of built-in problems asked as plain arithmetic ('What is 23 + 19?')."}
+    )
+    group_by: str = field(
+        default="family",
+        metadata={
+            "help": "Group of a problem (its ICRM demonstrations come from the same group).",
+            "choices": list(GROUP_BY_CHOICES),
+        },
+    )
+
+
+def command_parser(
+    name: str,
+    help_text: str,
+    dataclass_types: Sequence[type],
+    doc: str,
+    subparsers: argparse._SubParsersAction | None = None,
+    prog: str | None = None,
+):
+    """The parser of the command `name`: a subcommand of `trl-icrm` (with `subparsers`), else its own `TrlParser`
+    described by the first paragraph of the command's docstring `doc`."""
+    from trl import TrlParser
+
+    if subparsers is not None:
+        return subparsers.add_parser(name, help=help_text, dataclass_types=tuple(dataclass_types))
+    return TrlParser(tuple(dataclass_types), prog=prog, description=doc.split("\n\n")[0])
+
+
+__all__ = ["MathProblemArguments", "PenaltyArguments", "RewardModelsArguments", "command_parser", "reward_choices"]
