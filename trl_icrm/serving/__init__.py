@@ -1,5 +1,5 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""Serving a reward model over HTTP, for RLHF frameworks that call a remote reward model (OpenRLHF, verl).
+"""Serving a reward model over HTTP, for RLHF frameworks that call a remote reward model (TRL, OpenRLHF, verl).
 
 - `config`: [`ServingConfig`], batching and request limits;
 - `protocol`: the request and response formats (OpenRLHF's `/get_reward`, the raw `/score`), parsed and validated
@@ -11,8 +11,8 @@
   `compute_score`; `async_clients`: verl's asynchronous `compute_score`, its concurrent calls micro-batched;
 - `remote`: [`RemoteReward`], a TRL reward function (`GRPOTrainer`, `RLOOTrainer`) answered by the server.
 
-`trl-icrm serve` runs it; `docs/serving.md` shows the TRL, OpenRLHF and verl set-ups. Names are imported lazily (FastAPI
-and torch only when needed).
+`trl-icrm serve` runs it; `docs/serving.md` shows the TRL, OpenRLHF and verl set-ups. Names are imported lazily
+(FastAPI and torch only when needed).
 """
 
 from __future__ import annotations
