@@ -1,5 +1,5 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""Serving a reward model over HTTP, for RLHF frameworks that call a remote reward model (OpenRLHF, verl).
+"""Serving a reward model over HTTP, for RLHF frameworks that call a remote reward model (TRL, OpenRLHF, verl).
 
 - `config`: [`ServingConfig`], batching and request limits;
 - `protocol`: the request and response formats (OpenRLHF's `/get_reward`, the raw `/score`), parsed and validated
@@ -8,10 +8,11 @@
 - `loading`: the served reward model (any registered kind, or an ensemble) and the demonstration bank;
 - `app`: the FastAPI app ([`create_app`]) and uvicorn ([`run_server`]);
 - `clients`: the client side (standard library only): [`RewardClient`], OpenRLHF's `reward_func` and verl's
-  `compute_score`.
+  `compute_score`; `async_clients`: verl's asynchronous `compute_score`, its concurrent calls micro-batched;
+- `remote`: [`RemoteReward`], a TRL reward function (`GRPOTrainer`, `RLOOTrainer`) answered by the server.
 
-`trl-icrm serve` runs it; `docs/serving.md` shows the OpenRLHF and verl set-ups. Names are imported lazily (FastAPI
-and torch only when needed).
+`trl-icrm serve` runs it; `docs/serving.md` shows the TRL, OpenRLHF and verl set-ups. Names are imported lazily
+(FastAPI and torch only when needed).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ _EXPORTS = {
     "trl_icrm.serving.config": ["ServingConfig"],
     "trl_icrm.serving.loading": ["load_serving_reward", "read_demonstration_bank"],
     "trl_icrm.serving.protocol": ["RequestError", "ScoreItem", "parse_get_reward", "parse_score"],
+    "trl_icrm.serving.remote": ["RemoteReward"],
 }
 
 __all__ = [
     "BatchScorer",
     "QueueFullError",
+    "RemoteReward",
     "RequestError",
     "RewardClient",
     "ScoreItem",
@@ -57,3 +60,4 @@ if TYPE_CHECKING:
     from .config import ServingConfig
     from .loading import load_serving_reward, read_demonstration_bank
     from .protocol import RequestError, ScoreItem, parse_get_reward, parse_score
+    from .remote import RemoteReward

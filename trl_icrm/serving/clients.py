@@ -25,6 +25,7 @@ client.score([{"prompt": "2+2?", "completion": "4", "demonstrations": [...]}])  
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -122,6 +123,8 @@ class RewardClient:
                 last_error = f"{url} answered {error.code}: {detail}"
             except (urllib.error.URLError, ConnectionError, TimeoutError) as error:  # socket.timeout too
                 last_error = f"{url}: {getattr(error, 'reason', error)}"
+            except http.client.HTTPException as error:  # the server died mid-answer (e.g. IncompleteRead)
+                last_error = f"{url}: {type(error).__name__}: {error}"
             if attempt + 1 < self.retries:
                 time.sleep(min(self.backoff * 2**attempt, 10.0))
         raise RewardServerError(f"The reward server failed {self.retries} times; last: {last_error}")
@@ -138,6 +141,16 @@ class RewardClient:
         first = items[0] if items else {}
         label = first.get("demonstrations", first.get("bank_key"))
         return self.post("/score", {"items": list(items)}, _affinity(first.get("prompt", ""), label))["results"]
+
+    def shard(self, items: Sequence[Mapping[str, Any]], max_items: int = 256) -> list[list[int]]:
+        """The `/score` requests for `items`, as lists of positions: the items of one prompt and demonstrations go to
+        the same replica (the one [`score`] posts them to, by the same hash), at most `max_items` per request."""
+        by_replica: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            affinity = _affinity(item.get("prompt", ""), item.get("demonstrations", item.get("bank_key")))
+            by_replica.setdefault(self._replica_order(affinity)[0], []).append(i)
+        size = max(1, max_items)
+        return [group[start : start + size] for group in by_replica.values() for start in range(0, len(group), size)]
 
     def health(self) -> dict[str, Any]:
         """`/health` of the first replica."""
@@ -266,7 +279,11 @@ def compute_score(
     item = verl_item(
         solution_str, ground_truth, extra_info, prompt_key, demonstrations_key, bank_key_key, label_from_ground_truth
     )
-    result = get_client(url, timeout=timeout).score([item])[0]
+    return verl_answer(get_client(url, timeout=timeout).score([item])[0])
+
+
+def verl_answer(result: Mapping[str, Any]) -> dict[str, Any]:
+    """verl's answer for one `/score` result: `{"score", "reward_mean", "reward_score", "reward_variance"?}`."""
     answer = {"score": result["reward"], "reward_mean": result["mean"], "reward_score": result["score"]}
     if result.get("variance") is not None:
         answer["reward_variance"] = result["variance"]
@@ -282,5 +299,6 @@ __all__ = [
     "get_client",
     "reward_func",
     "split_urls",
+    "verl_answer",
     "verl_item",
 ]
