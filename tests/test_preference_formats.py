@@ -132,3 +132,57 @@ def test_unknown_or_inconsistent_objectives_are_refused():
         build_hh_objectives(data, objectives=("harmless", "funny"))
     with pytest.raises(ValueError, match="must be among objectives"):
         build_hh_objectives(data, objectives=("harmless",), held_out_objectives=("concise",))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data sets named as TRL's ScriptArguments name them
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_a_compressed_hh_file_loads_as_explicit_prompt_pairs(tmp_path):
+    import gzip
+
+    from trl_icrm.data.loading import load_preference_splits
+
+    path = tmp_path / "harmless.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in HH_ROWS)
+    train, test = load_preference_splits(str(path))
+    assert test is None and len(train) == len(HH_ROWS)
+    assert train[1]["chosen"] == [{"role": "assistant", "content": "To get away."}]
+
+
+def test_a_saved_dataset_dict_gives_its_named_splits(tmp_path):
+    from datasets import DatasetDict
+
+    from trl_icrm.data.loading import load_dataset_splits
+
+    pairs = [{"prompt": "p", "chosen": "a", "rejected": "b"}]
+    DatasetDict({"train": Dataset.from_list(pairs * 3), "dev": Dataset.from_list(pairs)}).save_to_disk(tmp_path / "d")
+    train, test = load_dataset_splits(str(tmp_path / "d"), dataset_test_split="dev")
+    assert (len(train), len(test)) == (3, 1)
+    train, test = load_dataset_splits(str(tmp_path / "d"))  # no "test" split: none
+    assert test is None
+
+
+def test_a_missing_local_path_is_named_before_any_hub_request(tmp_path, monkeypatch):
+    from trl_icrm.data import loading
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(loading, "load_dataset", no_hub)
+    for name in (str(tmp_path / "pairs.jsonl"), "./my-pairs", "data/hh/pairs.json.gz"):
+        with pytest.raises(FileNotFoundError, match="No such data file or folder"):
+            loading.load_dataset_splits(name)
+
+
+def test_an_unreachable_hub_id_says_so(monkeypatch):
+    from trl_icrm.data import loading
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'org/pairs' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(loading, "load_dataset", offline)
+    with pytest.raises(ConnectionError, match="not a local file or folder .* hub could not be reached"):
+        loading.load_dataset_splits("org/pairs")
