@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -53,4 +54,80 @@ def load_split(
     return load_dataset(str(path_or_name), name=name, split=split, **load_dataset_kwargs)
 
 
-__all__ = ["COMPRESSIONS", "FILE_BUILDERS", "load_split"]
+def looks_like_path(path_or_name: str | os.PathLike) -> bool:
+    """Whether `path_or_name` can only be meant as a local path (it cannot be a hub id `name` or `org/name`): it is
+    absolute, starts with `.` or `~`, has more than one `/`, or ends in a data file's suffix."""
+    text = str(path_or_name)
+    suffixes = {suffix.lower() for suffix in Path(text).suffixes}
+    return (
+        os.path.isabs(text)
+        or text.startswith((".", "~"))
+        or text.count("/") > 1
+        or bool(suffixes & (set(FILE_BUILDERS) | set(COMPRESSIONS)))
+    )
+
+
+def _splits_of(path: Path) -> list[str] | None:
+    """The split names of a `save_to_disk` folder holding a `DatasetDict`, None for anything else."""
+    marker = path / "dataset_dict.json"
+    if not marker.is_file():
+        return None
+    return list(json.loads(marker.read_text(encoding="utf-8"))["splits"])
+
+
+def load_dataset_splits(
+    dataset_name: str | os.PathLike,
+    dataset_config: str | None = None,
+    dataset_train_split: str = "train",
+    dataset_test_split: str | None = "test",
+) -> tuple[Dataset, Dataset | None]:
+    """(train, test or None) of a data set named as TRL's `ScriptArguments` name it (`--dataset_name`,
+    `--dataset_config`, `--dataset_train_split`, `--dataset_test_split`): a hub id, a local data folder, a folder
+    saved with `save_to_disk`, or a local `.json` / `.jsonl` / `.csv` / `.parquet` file (optionally compressed; all
+    its rows are the train split). The test split is None where the data set has none.
+
+    Raises `FileNotFoundError` for a local path that is not there (before any hub request), and `ConnectionError`
+    naming the data set when the hub cannot be reached."""
+    path = Path(dataset_name).expanduser()
+    if not path.exists() and looks_like_path(dataset_name):
+        raise FileNotFoundError(f"No such data file or folder: {str(dataset_name)!r} (from {os.getcwd()}).")
+    if path.is_file():
+        return load_split(path, split=dataset_train_split), None
+    splits = _splits_of(path) if path.is_dir() else None
+    try:
+        train = load_split(dataset_name, split=dataset_train_split, name=dataset_config)
+        if dataset_test_split is None or (splits is not None and dataset_test_split not in splits):
+            return train, None
+        try:
+            return train, load_split(dataset_name, split=dataset_test_split, name=dataset_config)
+        except (KeyError, ValueError):  # the data set has no such split
+            return train, None
+    except ConnectionError as error:
+        raise ConnectionError(
+            f"Could not load {str(dataset_name)!r}: it is not a local file or folder (from {os.getcwd()}) and the hub "
+            f"could not be reached ({error}). Give a local path, or set HF_HUB_OFFLINE=1 to use a cached copy."
+        ) from error
+
+
+def load_preference_splits(
+    dataset_name: str | os.PathLike,
+    dataset_config: str | None = None,
+    dataset_train_split: str = "train",
+    dataset_test_split: str | None = "test",
+) -> tuple[Dataset, Dataset | None]:
+    """`load_dataset_splits`, each split converted once to the explicit-prompt preference format
+    (`trl_icrm.data.preferences`: explicit or implicit prompt, standard or conversational, HH-RLHF transcripts)."""
+    from .preferences import standardize_preferences
+
+    train, test = load_dataset_splits(dataset_name, dataset_config, dataset_train_split, dataset_test_split)
+    return standardize_preferences(train), (standardize_preferences(test) if test is not None else None)
+
+
+__all__ = [
+    "COMPRESSIONS",
+    "FILE_BUILDERS",
+    "load_dataset_splits",
+    "load_preference_splits",
+    "load_split",
+    "looks_like_path",
+]
