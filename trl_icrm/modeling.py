@@ -304,7 +304,10 @@ def prefix_sharing_problem(model) -> str | None:
     """Why the prefix-sharing paths (a kept prefix cache, packed rows) cannot be exact for `model`, or `None` when
     they are: they need a causal decoder whose attention takes a 4D mask (eager or sdpa) and whose layers are full,
     sliding-window or chunked attention, one window per layer type."""
-    backbone, _ = backbone_and_head(model)
+    try:
+        backbone, _ = backbone_and_head(model)
+    except TypeError as error:
+        return str(error)
     config = backbone.config.get_text_config(decoder=True)
     implementation = getattr(config, "_attn_implementation", None) or "eager"
     if implementation not in MASKED_ATTENTION:
@@ -314,7 +317,7 @@ def prefix_sharing_problem(model) -> str | None:
     layout = attention_layout(model)
     other = sorted(set(layout) - set(PACKABLE_LAYER_TYPES))
     if other:
-        return f"its layers of type {other} keep state other than keys and values"
+        return f"its layers of type {other} are not full, sliding-window or chunked attention"
     if any(window == -1 for window in layout.values()):
         return "its layers of one type use different windows"
     return None
