@@ -8,9 +8,11 @@ ICRM.
 - `--reward icrm`: an ICRM reward model (`trl_icrm.ICRMReward`). Each training prompt carries its own demonstrations:
   a `demonstrations` column of `--num_demonstrations` `{prompt, chosen, rejected}` pairs from the preference data
   (`--preferences_path`) of the prompt's group (problem family by default), never of the problem itself.
-- `--reward auto`: the kind of `--reward_model_name_or_path`, read from its saved config (`icrm` or `bt`).
+- `--reward auto`: the kind of `--reward_model_name_or_path`, read from its saved config (`icrm` or `bt`); any other
+  registered kind (`vrm`, `laplace`, ...) is a choice too.
 
-Reward models are loaded with `trl_icrm.load_reward`. With a reward model, the verifier is added with weight 0, so
+Reward models are loaded with `trl_icrm.load_reward`, with `--penalty` / `--penalty_coef` given once when the reward is
+built (`lcb` and `var_penalty` need a reward model with a variance). With a reward model, the verifier is added with weight 0, so
 that TRL logs the training accuracy (`rewards/math_verify/mean`) of every run. Held-out accuracy (greedy generation,
 math-verify) is evaluated before training, every `--eval_every` steps and after training, and written with the TRL
 logs (`trainer.state.log_history`) to `<output_dir>/results.json`.
