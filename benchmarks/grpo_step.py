@@ -27,7 +27,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from trl_icrm import DEFAULT_MODEL, ICRMReward, SequenceClassifierReward
 from trl_icrm.data.math_preferences import load_math_problems, reference_completion
-from trl_icrm.modeling import ICRMSettings, load_icrm_model
+from trl_icrm.icrm.modeling import ICRMSettings, load_icrm_model
 from trl_icrm.rewards.math_verify import MathVerifyReward
 from trl_icrm.utils.default_model import resolve_model_name_or_path
 

@@ -31,7 +31,7 @@ from peft import LoraConfig
 
 from trl_icrm import DEFAULT_MODEL, ICRMConfig, ICRMRewardTrainer
 from trl_icrm.data.steerable import DEFAULT_SEEN_OBJECTIVES, build_steerable_splits, load_responses
-from trl_icrm.modeling import LORA_TARGET_MODULES
+from trl_icrm.models import LORA_TARGET_MODULES
 
 
 def train_once(args, train_dataset, k: int, share: bool, output_dir: str, checkpointing: bool) -> dict[str, float]:

@@ -36,7 +36,7 @@ def build_model(folder: str, seed: int = 0, model_name_or_path: str | None = Non
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from trl_icrm import default_model_path
-    from trl_icrm.modeling import LORA_TARGET_MODULES
+    from trl_icrm.models import LORA_TARGET_MODULES
 
     path = model_name_or_path or default_model_path()
     torch.manual_seed(seed)

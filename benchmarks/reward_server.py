@@ -48,7 +48,7 @@ TOLERANCE = 1e-4
 def save_model(args, folder: Path) -> str:
     """An ICRM model with a random head on the embedded model (or a tiny random backbone), saved to `folder`."""
     from trl_icrm import default_model_path
-    from trl_icrm.modeling import ICRMSettings, load_icrm_model
+    from trl_icrm.icrm.modeling import ICRMSettings, load_icrm_model
 
     backbone = args.model_name_or_path
     if args.tiny_model:

@@ -37,7 +37,7 @@ import torch
 
 from trl_icrm import DEFAULT_MODEL, ICRMReward
 from trl_icrm.data.builtin import concise_vs_detailed
-from trl_icrm.modeling import ICRMSettings, load_icrm_model
+from trl_icrm.icrm.modeling import ICRMSettings, load_icrm_model
 from trl_icrm.rewards.scoring import group_by_prefix
 
 
@@ -109,7 +109,7 @@ def load_model(args):
         from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
         from trl_icrm import default_model_path
-        from trl_icrm.modeling import prepare_tokenizer
+        from trl_icrm.models import prepare_tokenizer
         from trl_icrm.utils.testing import random_llama_config
 
         tokenizer = AutoTokenizer.from_pretrained(default_model_path())

@@ -27,7 +27,7 @@ from trl_icrm import (
     save_reward_model,
 )
 from trl_icrm.data.builtin import concise_vs_detailed
-from trl_icrm.modeling import LORA_TARGET_MODULES
+from trl_icrm.models import LORA_TARGET_MODULES
 from trl_icrm.utils.io import write_json
 
 

@@ -79,7 +79,7 @@ def icrm_trained(steer_backbones, tmp_path_factory):
 @pytest.fixture(scope="session")
 def random_icrm_dir(tiny_causal_lm, tmp_path_factory) -> str:
     """A tiny ICRM model with untrained (random) heads and saved ICRM settings, as a folder."""
-    from trl_icrm.modeling import load_icrm_model
+    from trl_icrm.icrm.modeling import load_icrm_model
 
     model, tokenizer = load_icrm_model(tiny_causal_lm)
     folder = tmp_path_factory.mktemp("random-icrm")

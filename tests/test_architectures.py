@@ -13,7 +13,8 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from trl_icrm import ICRMConfig, ICRMRewardTrainer
-from trl_icrm.modeling import ICRMSettings, prefix_sharing_problem, prepare_tokenizer
+from trl_icrm.icrm.modeling import ICRMSettings
+from trl_icrm.models import prefix_sharing_problem, prepare_tokenizer
 from trl_icrm.rewards import ICRMReward, SequenceClassifierReward
 from trl_icrm.trainer import icrm_trainer
 from trl_icrm.utils.testing import ARCHITECTURES, conflicting_pairs, random_config
@@ -292,7 +293,7 @@ def test_layouts_without_an_exact_fast_path_score_full_sequences_with_one_warnin
 def test_chunked_attention_masks_follow_absolute_positions(build):
     """Chunked layers (Llama 4's local attention) see only keys of their own chunk, counted in absolute positions:
     a packed row after a prefix is masked as its full sequence would be."""
-    from trl_icrm.modeling import tree_attention_mask
+    from trl_icrm.models import tree_attention_mask
 
     model = build("llama")
     model.config.layer_types = ["chunked_attention", "full_attention"]

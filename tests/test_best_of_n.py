@@ -644,7 +644,7 @@ def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_c
         reward_model_kind(tiny_sequence_classifier)
     with pytest.raises(ValueError, match="not a trained ICRM model"):
         load_proxies([tiny_sequence_classifier], "icrm")
-    from trl_icrm.modeling import load_icrm_model
+    from trl_icrm.icrm.modeling import load_icrm_model
 
     icrm_model, icrm_tokenizer = load_icrm_model(tiny_causal_lm)
     icrm_model.save_pretrained(tmp_path / "icrm_rm")

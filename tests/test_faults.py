@@ -118,7 +118,7 @@ def test_compressed_preference_files_load(tmp_path):
 
 
 def test_icrm_model_card_and_trained_max_length(icrm_trained, tmp_path):
-    from trl_icrm.modeling import load_icrm_model
+    from trl_icrm.icrm.modeling import load_icrm_model
 
     icrm_trained.save_model(str(tmp_path / "saved"))
     card = (tmp_path / "saved" / "README.md").read_text()

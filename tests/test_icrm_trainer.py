@@ -7,7 +7,7 @@ from trl import RewardConfig, RewardTrainer
 
 from trl_icrm import ICRMConfig, ICRMRewardTrainer
 from trl_icrm.demonstrations import QueryTooLongError
-from trl_icrm.modeling import load_icrm_model
+from trl_icrm.icrm.modeling import load_icrm_model
 from trl_icrm.utils.testing import conflicting_pairs, save_random_models
 
 from conftest import training_args as _args

@@ -462,7 +462,7 @@ def test_train_without_merging_then_laplace_then_load_reward(tiny_causal_lm, tmp
     from datasets import Dataset
 
     from trl_icrm.cli import main
-    from trl_icrm.modeling import read_model_config
+    from trl_icrm.models import read_model_config
     from trl_icrm.rewards import load_reward, reward_model_kind
 
     Dataset.from_list(_pairs(16)).save_to_disk(str(tmp_path / "pairs"))

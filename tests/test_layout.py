@@ -311,9 +311,8 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(components)
 
 
-KNOWN_IMPORT_LOOPS = [[f"{PACKAGE}.laplace.fit", f"{PACKAGE}.laplace.posterior"]]
-"""Import loops still to remove: `laplace/posterior.py` imports `make_laplace` lazily from `laplace/fit.py`, which imports
-the posterior (being removed under issue 26; delete the entry then, the test fails while it is stale)."""
+KNOWN_IMPORT_LOOPS: list[list[str]] = []
+"""Import loops still to remove (none; the test fails while an entry is stale)."""
 
 
 def test_no_import_loop():

@@ -331,7 +331,7 @@ def bt_model_dir(tiny_causal_lm, preferences_dir, tmp_path_factory) -> Path:
 def test_train_reward_model_smoke(icrm_model_dir, bt_model_dir):
     from transformers import AutoConfig
 
-    from trl_icrm.modeling import load_icrm_model
+    from trl_icrm.icrm.modeling import load_icrm_model
 
     assert (icrm_model_dir / "adapter_config.json").is_file()  # LoRA by default
     model, _ = load_icrm_model(icrm_model_dir)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from trl_icrm.evaluation.calibration import expected_calibration_error
-from trl_icrm.objective import icrm_loss, icrm_loss_from_posterior, response_posterior
+from trl_icrm.icrm.objective import icrm_loss, icrm_loss_from_posterior, response_posterior
 
 
 def _reference_loss(r_a, r_b, c_a, c_b, z, a0, b0, kl_coef, eps):

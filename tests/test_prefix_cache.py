@@ -10,13 +10,8 @@ from datasets import Dataset
 
 from trl_icrm import ICRMConfig, ICRMRewardTrainer
 from trl_icrm.demonstrations import EncodedQuery
-from trl_icrm.modeling import (
-    encode_prefix,
-    expand_prefix_cache,
-    load_icrm_model,
-    packed_pair_logits,
-    split_heads,
-)
+from trl_icrm.icrm.modeling import load_icrm_model, split_heads
+from trl_icrm.models import encode_prefix, expand_prefix_cache, packed_pair_logits
 from trl_icrm.rewards import ICRMReward
 from trl_icrm.rewards.scoring import PrefixCache, group_by_prefix, weights_fingerprint
 from trl_icrm.utils.testing import conflicting_pairs
@@ -140,7 +135,7 @@ def test_lru_hits_and_evictions_keep_scores_exact(icrm):
 
 
 def _cache_bytes(model, prefix_ids) -> int:
-    from trl_icrm.modeling import cache_nbytes
+    from trl_icrm.models import cache_nbytes
 
     with torch.inference_mode():
         return cache_nbytes(encode_prefix(model, torch.tensor(prefix_ids)))

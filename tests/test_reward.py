@@ -7,7 +7,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from trl_icrm.demonstrations import MalformedDemonstrationError
-from trl_icrm.modeling import load_icrm_model
+from trl_icrm.icrm.modeling import load_icrm_model
 from trl_icrm.rewards import ICRMReward, SequenceClassifierReward, build_reward
 from trl_icrm.utils.testing import conflicting_pairs
 

@@ -34,7 +34,7 @@ def bt_dir(tmp_path_factory, default_model_dir) -> str:
 @pytest.fixture(scope="module")
 def second_icrm_dir(tmp_path_factory, default_model_dir) -> str:
     """An ICRM model with other random weights than `random_icrm_dir`."""
-    from trl_icrm.modeling import load_icrm_model
+    from trl_icrm.icrm.modeling import load_icrm_model
     from trl_icrm.utils.testing import save_random_models
 
     backbone = save_random_models(tmp_path_factory.mktemp("backbone"), default_model_dir, seed=7)["causal_lm"]

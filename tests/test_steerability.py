@@ -138,7 +138,7 @@ def test_steer_eval_command_end_to_end(tiny_causal_lm, tmp_path):
 
 def test_train_steerable_models_full_fine_tuning(tiny_causal_lm, tmp_path):
     from trl_icrm.experiments.steerability import SteerableTrainingArguments, train_steerable_models
-    from trl_icrm.modeling import is_peft_folder
+    from trl_icrm.models import is_peft_folder
 
     train = conflicting_pairs(4, seed=0)
     args = SteerableTrainingArguments(tiny_causal_lm, max_steps=1, batch_size=2, lora_r=0, batch_twins=False)

@@ -75,7 +75,7 @@ def test_the_cache_argument_is_the_current_name_and_scoring_warns_no_deprecation
     import torch
 
     from trl_icrm._trl_compat import CACHE_ARGUMENTS, cache_argument
-    from trl_icrm.modeling import load_icrm_model
+    from trl_icrm.icrm.modeling import load_icrm_model
     from trl_icrm.rewards import ICRMReward
 
     model, tokenizer = load_icrm_model(random_icrm_dir)

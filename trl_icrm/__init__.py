@@ -3,7 +3,8 @@
 
 The library, by concept (each a subpackage or module; names below import from `trl_icrm` directly):
 
-- `objective`, `modeling`: the ICRM method (variational Beta-Bradley-Terry loss; the two-headed model);
+- `icrm` (`objective`, `modeling`): the ICRM method (variational Beta-Bradley-Terry loss; the two-headed model);
+- `models`: the model toolkit every method uses (loading a backbone with a head; the prefix cache, packed forward);
 - `vrm` (`objective`, `modeling`): the VRM method (latent objective weights and semantic features; its head);
 - `demonstrations`: rendering demonstrations into a model input, and the one demonstration sampler;
 - `trainer`: `ICRMConfig`, `ICRMRewardTrainer`, `VRMConfig`, `VRMRewardTrainer` (on `trl.RewardTrainer`),
@@ -34,8 +35,8 @@ _EXPORTS = {
     "trl_icrm.best_of_n": ["BestOfNOutput", "BestOfNSampler", "expected_best_of_n", "kl_bon"],
     "trl_icrm.demonstrations": ["DemonstrationBank", "DemonstrationRenderer", "DemonstrationTemplate"],
     "trl_icrm.laplace": ["LaplacePosterior", "fit_laplace", "load_posterior"],
-    "trl_icrm.modeling": ["ICRMSettings", "load_icrm_model"],
-    "trl_icrm.objective": ["icrm_loss"],
+    "trl_icrm.icrm.modeling": ["ICRMSettings", "load_icrm_model"],
+    "trl_icrm.icrm.objective": ["icrm_loss"],
     "trl_icrm.rewards": [
         "EnsembleReward",
         "ICRMReward",
@@ -74,9 +75,9 @@ __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs (tests/test_public_api.py checks they match)
     from .best_of_n import BestOfNOutput, BestOfNSampler, expected_best_of_n, kl_bon
     from .demonstrations import DemonstrationBank, DemonstrationRenderer, DemonstrationTemplate
+    from .icrm.modeling import ICRMSettings, load_icrm_model
+    from .icrm.objective import icrm_loss
     from .laplace import LaplacePosterior, fit_laplace, load_posterior
-    from .modeling import ICRMSettings, load_icrm_model
-    from .objective import icrm_loss
     from .rewards import (
         EnsembleReward,
         ICRMReward,

@@ -182,11 +182,11 @@ def _peft_config(args: SteerableTrainingArguments):
         return None
     from peft import LoraConfig
 
-    from ..modeling import LORA_TARGET_MODULES
+    from ..models import LORA_TARGET_MODULES
 
     layers = None
     if args.lora_last_layers:
-        from ..modeling import read_model_config
+        from ..models import read_model_config
 
         total = read_model_config(args.model_name_or_path).get_text_config().num_hidden_layers
         layers = list(range(max(0, total - args.lora_last_layers), total))

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..modeling import backbone_and_head, pad_right, unwrap_peft
+from ..models import backbone_and_head, pad_right, unwrap_peft
 
 
 PAD = -1

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ..modeling import is_peft_folder, model_locations, prepare_tokenizer, transformers_errors_only, unwrap_peft
+from ..models import is_peft_folder, model_locations, prepare_tokenizer, transformers_errors_only, unwrap_peft
 from ..utils.default_model import resolve_model_name_or_path
 from .adapter import (
     HeadAdapter,
@@ -51,9 +51,9 @@ from .adapter import (
 from .posterior import (
     DEFAULT_STRUCTURE,
     POSTERIOR_FORMAT,
-    STRUCTURES,
     LaplacePosterior,
     PosteriorMismatchError,
+    make_laplace,
     posterior_file,
     saved_subsets,
     weight_fingerprint,
@@ -93,7 +93,7 @@ def _check_saved_bt_model(path: str, adapter: bool, trust_remote_code: bool) -> 
     trained as one (PEFT task `SEQ_CLS`, so its score head is saved with it)."""
     import json
 
-    from ..modeling import read_model_config
+    from ..models import read_model_config
 
     config = read_model_config(path, trust_remote_code)
     if getattr(config, "icrm", None) is not None:
@@ -131,25 +131,6 @@ def _adapter(model: Any, subset: str, pad_token_id: int) -> torch.nn.Module:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return HeadAdapter(score_head(model))
-
-
-def make_laplace(adapter: torch.nn.Module, structure: str, prior_precision: float = 1.0) -> Any:
-    """laplace-torch's posterior object over `adapter`'s trainable weights (reward-modeling likelihood, GGN by
-    curvlinops; the predictive's Jacobians per row in one backward pass, [`~trl_icrm.laplace.jacobians`])."""
-    from laplace import Laplace
-
-    from .jacobians import per_row_backend
-
-    if structure not in STRUCTURES:
-        raise ValueError(f"Unknown hessian_structure {structure!r}; expected one of {STRUCTURES}.")
-    return Laplace(
-        adapter,
-        "reward_modeling",
-        subset_of_weights="all",
-        hessian_structure=structure,
-        backend=per_row_backend(),
-        prior_precision=prior_precision,
-    )
 
 
 def _pair_loader(model, subset, pad_token_id, encoded, batch_size) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -368,4 +349,4 @@ def describe(posterior: LaplacePosterior) -> dict[str, Any]:
     }
 
 
-__all__ = ["base_model_name", "describe", "fit_laplace", "load_bt_model", "load_posterior", "make_laplace"]
+__all__ = ["base_model_name", "describe", "fit_laplace", "load_bt_model", "load_posterior"]

@@ -84,6 +84,25 @@ def weight_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:32]
 
 
+def make_laplace(adapter: torch.nn.Module, structure: str, prior_precision: float = 1.0) -> Any:
+    """laplace-torch's posterior object over `adapter`'s trainable weights (reward-modeling likelihood, GGN by
+    curvlinops; the predictive's Jacobians per row in one backward pass, [`~trl_icrm.laplace.jacobians`])."""
+    from laplace import Laplace
+
+    from .jacobians import per_row_backend
+
+    if structure not in STRUCTURES:
+        raise ValueError(f"Unknown hessian_structure {structure!r}; expected one of {STRUCTURES}.")
+    return Laplace(
+        adapter,
+        "reward_modeling",
+        subset_of_weights="all",
+        hessian_structure=structure,
+        backend=per_row_backend(),
+        prior_precision=prior_precision,
+    )
+
+
 @dataclass
 class LaplacePosterior:
     """A fitted (or loaded) Laplace posterior of a reward model.
@@ -133,8 +152,6 @@ class LaplacePosterior:
         """Move the model and the posterior (curvature, mean, prior) to `device`, e.g. a GPU to serve it; returns
         `self`. laplace-torch's posterior objects have no `.to`: the object is rebuilt on the moved model from its
         state."""
-        from .fit import make_laplace
-
         state = self.laplace.state_dict()
         self.model.to(device)
         self.adapter.to(device)
@@ -202,6 +219,7 @@ __all__ = [
     "DEFAULT_STRUCTURE",
     "POSTERIOR_FORMAT",
     "STRUCTURES",
+    "make_laplace",
     "LaplacePosterior",
     "PosteriorMismatchError",
     "posterior_file",

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..demonstrations import DemonstrationRenderer, EncodedQuery
-from ..modeling import describe_model_kind, read_model_config, unwrap_peft
+from ..models import describe_model_kind, read_model_config, unwrap_peft
 from ..utils.default_model import resolve_model_name_or_path
 from .base import RewardModel, RewardPosterior
 from .scoring import SequenceScorer, load_for_scoring

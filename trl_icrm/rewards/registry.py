@@ -118,7 +118,7 @@ register_reward_kind(
 def reward_model_kind(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> str:
     """The registered kind of a saved reward model (folder, PEFT adapter folder or hub id): first from the files in
     its folder (a Laplace posterior next to a BT model), then from its config."""
-    from ..modeling import read_model_config
+    from ..models import read_model_config
     from ..utils.default_model import resolve_model_name_or_path
 
     path = resolve_model_name_or_path(model_name_or_path)

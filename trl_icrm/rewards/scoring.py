@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..demonstrations import EncodedQuery
-from ..modeling import (
+from ..models import (
     cache_nbytes,
     classify_packed_suffixes,
     encode_prefix,
@@ -156,13 +156,13 @@ class SequenceScorer:
     Rows are arranged as a prefix tree: each distinct prefix (the demonstrations of an ICRM context) is encoded once
     per call and its key-value cache is read by every row after it (one encoded prompt for its G completions); only the
     suffixes are run, packed without padding into one sequence per batch in which each row attends to the prefix and
-    to itself ([`~trl_icrm.modeling.classify_packed_suffixes`]), and pooled at their last non-pad token as the
+    to itself ([`~trl_icrm.models.packing.classify_packed_suffixes`]), and pooled at their last non-pad token as the
     classifier does. Encoded prefixes are also kept across
     calls in a [`PrefixCache`] of `prefix_cache_bytes` (least recently used ones dropped first; `0` keeps none), keyed
     by the model's identity and the prefix tokens, and emptied whenever [`weights_fingerprint`] changes: the reward
     model is frozen while it scores, and a weight update invalidates every entry. A prefix larger than the whole
     limit is encoded for its call only (one warning). Backbones whose attention layout the shared paths cannot mask
-    exactly ([`~trl_icrm.modeling.prefix_sharing_problem`]) or that fail on them score full sequences, with one
+    exactly ([`~trl_icrm.models.packing.prefix_sharing_problem`]) or that fail on them score full sequences, with one
     warning. Scores equal full-sequence scoring up to float rounding.
 
     Example:
@@ -319,7 +319,7 @@ def group_by_prefix(
 
 
 def pooled_index(ids: Sequence[int], pad_token_id: int | None) -> int:
-    """The position a sequence classifier pools the token list `ids` at, as `trl_icrm.modeling` pools a tensor row:
+    """The position a sequence classifier pools the token list `ids` at, as `trl_icrm.models.packing` pools a tensor row:
     the rightmost token that is not the pad token (0 if every token is; the last token without a pad token)."""
     return next((i for i in range(len(ids) - 1, -1, -1) if ids[i] != pad_token_id), 0)
 

@@ -28,7 +28,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..demonstrations import DemonstrationRenderer
-from ..modeling import pad_right, unwrap_peft
+from ..models import pad_right, unwrap_peft
 from ..vrm.modeling import VRMHeadOutput, encode_prompt, load_vrm_model, prompt_length, vrm_forward, vrm_settings_of
 from ..vrm.objective import mean_reward, mean_weights, reward_moments, sample_rewards
 from .base import RewardModel, RewardPosterior

@@ -27,7 +27,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, DEFAULT_REWARD_MODEL_DIRS, load_preferences
-from ..modeling import LORA_TARGET_MODULES
+from ..models import LORA_TARGET_MODULES
 from ._model_args import apply_model_args
 
 

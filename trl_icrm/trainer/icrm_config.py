@@ -11,7 +11,7 @@ import torch
 from trl import RewardConfig
 
 from ..demonstrations import DemonstrationTemplate
-from ..modeling import ICRMSettings
+from ..icrm.modeling import ICRMSettings
 
 
 logger = logging.getLogger(__name__)

@@ -34,18 +34,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import PreTrainedModel
 
-from ..modeling import (
-    backbone_and_head,
-    describe_model_kind,
-    is_peft_folder,
-    load_config,
-    model_locations,
-    prepare_tokenizer,
-    transformers_errors_only,
-)
-from ..utils.default_model import resolve_model_name_or_path
+from ..models.loading import backbone_and_head, describe_model_kind, load_sequence_classifier_with_head
 from .objective import SUPERVISION_LOSSES
 
 
@@ -217,33 +208,29 @@ def load_vrm_model(
     Returns:
         `(model, tokenizer)`, the model in eval mode.
     """
-    path = resolve_model_name_or_path(model_name_or_path)
-    model_init_kwargs.setdefault("dtype", torch.float32)
-    model_init_kwargs.setdefault("use_safetensors", True)
-    adapter = is_peft_folder(path)
-    base_path, config_path = model_locations(path)
-    config = load_config(config_path, trust_remote_code, model_name_or_path)
-    settings, saved = _settings_for(config, settings, model_name_or_path, allow_new_head)
-    settings.save_to_config(config)
-    config.num_labels = 1
-    config.id2label, config.label2id = {0: "reward"}, {"reward": 0}
-    with transformers_errors_only():  # the saved head is not a plain `score` layer: restored right below
-        model = AutoModelForSequenceClassification.from_pretrained(
-            base_path, config=config, trust_remote_code=trust_remote_code, **model_init_kwargs
-        )
-    head = attach_vrm_head(model, settings)
-    if saved and not adapter:
-        head.load_state_dict(_head_state_dict(base_path))
-    if adapter:
-        from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, path)
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_name_or_path(tokenizer_name_or_path or path), trust_remote_code=trust_remote_code
+    def configure(config) -> tuple[VRMSettings, bool]:
+        chosen, saved = _settings_for(config, settings, model_name_or_path, allow_new_head)
+        chosen.save_to_config(config)
+        config.num_labels = 1
+        config.id2label, config.label2id = {0: "reward"}, {"reward": 0}
+        return chosen, saved
+
+    def attach_head(model, configured: tuple[VRMSettings, bool], base_path: str, adapter: bool) -> None:
+        head = attach_vrm_head(model, configured[0])
+        if configured[1] and not adapter:
+            head.load_state_dict(_head_state_dict(base_path))
+
+    # the saved head is not a plain `score` layer: transformers' report of it is silenced, it is restored right after
+    return load_sequence_classifier_with_head(
+        model_name_or_path,
+        configure,
+        tokenizer_name_or_path,
+        trust_remote_code,
+        attach_head=attach_head,
+        quiet=True,
+        **model_init_kwargs,
     )
-    prepare_tokenizer(tokenizer, model)
-    model.eval()
-    return model, tokenizer
 
 
 def vrm_settings_of(model) -> VRMSettings:

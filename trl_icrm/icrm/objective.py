@@ -15,7 +15,7 @@ Example:
 
 ```python
 >>> import torch
->>> from trl_icrm.objective import icrm_loss
+>>> from trl_icrm.icrm.objective import icrm_loss
 >>> out = icrm_loss(torch.tensor([2.0]), torch.tensor([0.0]), torch.tensor([1.0]), torch.tensor([1.0]))
 >>> out.loss.item() > 0, out.mu.item() > 0.5
 (True, True)
