@@ -568,6 +568,24 @@ def test_parsing_splits_queries_and_reads_labels():
     assert (items[0].completion, items[0].demonstrations) == (" r", [])
 
 
+def test_the_server_draws_a_keys_demonstrations_as_the_reward_does(random_icrm_dir):
+    from trl_icrm.rewards import ICRMReward
+
+    config, drawn_sets = ServingConfig(), set()
+    for seed in (0, 3):
+        banked = ICRMReward(
+            random_icrm_dir, demonstration_bank=BANK, bank_key_column="key", num_demonstrations=3, seed=seed
+        )
+        policy = DemonstrationPolicy(bank=BANK, num_demonstrations=3, seed=seed)
+        for key in BANK:
+            for prompt in PROMPTS:
+                served = parse_label(key, prompt, "labels[0]", config, policy)
+                assert served == [dict(pair) for pair in banked.demonstrations_for(0, prompt, {"key": [key]})]
+                assert len(served) == 3
+                drawn_sets.add(json.dumps(served))
+    assert len(drawn_sets) > 2 * len(BANK)  # the draws depend on the seed and the prompt
+
+
 def test_batch_scorer_merges_requests_and_isolates_a_failing_one():
     from trl_icrm.serving.batching import BatchScorer, QueueFullError
 

@@ -103,6 +103,10 @@ class DemonstrationBank:
     def __contains__(self, group: Hashable) -> bool:
         return group in self.groups
 
+    def __len__(self) -> int:
+        """The number of groups."""
+        return len(self.groups)
+
     def candidates(self, group: Hashable, exclude: Any = None) -> list[Any]:
         """The demonstrations of `group` whose key is not `exclude` (all of them when `exclude` is None)."""
         pairs = self.groups.get(group, [])
@@ -116,6 +120,21 @@ class DemonstrationBank:
         """Up to `k` demonstrations of `group`, none with key `exclude` (`strict`: exactly `k`, or an error)."""
         candidates = self.candidates(group, exclude)
         return sample_without_replacement(candidates, k if strict else min(k, len(candidates)), rng)
+
+    def draw_between(
+        self, group: Hashable, min_k: int, max_k: int, rng: np.random.Generator, exclude: Any = None
+    ) -> list[Any]:
+        """K ~ U{min_k..max_k} demonstrations of `group` ([`draw_k`], capped at what there is), none with key
+        `exclude` (the trainer's draw: a row's own pair is never its demonstration)."""
+        candidates = self.candidates(group, exclude)
+        return sample_without_replacement(candidates, draw_k(rng, min_k, max_k, len(candidates)), rng)
+
+    def draw_for_key(self, key: Hashable, k: int, seed: int, prompt: Any = None, per_key: bool = False) -> list[Any]:
+        """Up to `k` demonstrations of the group named `key`, seeded by `(seed, (key, prompt))`, or by `(seed, key)`
+        with `per_key` (every prompt of a key then shares one set): the draw of `ICRMReward`'s bank mode and of the
+        reward server, so both give a key and a prompt the same demonstrations."""
+        rng = seeded_rng(seed, key) if per_key else seeded_rng(seed, (key, prompt))
+        return self.draw(key, k, rng)
 
 
 def draw_mixed(pools: Sequence[Sequence[T]], counts: Sequence[int], rng: np.random.Generator) -> list[T]:

@@ -204,9 +204,7 @@ def grpo_reward_funcs(kind: str, script_args: Any, training_args: Any, train_dat
         train_dataset = add_demonstrations(
             train_dataset, preferences, script_args.num_demonstrations, seed=training_args.seed
         )
-        reward = load_reward(
-            path, kind="icrm", num_demonstrations=script_args.num_demonstrations, allow_zero_shot=True, **penalty
-        )
+        reward = load_reward(path, kind="icrm", allow_zero_shot=True, **penalty)
     else:
         reward = load_reward(path, kind=kind, name=kind, **penalty)
     if not script_args.log_verifier:

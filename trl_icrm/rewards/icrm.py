@@ -33,14 +33,14 @@ import numpy as np
 from transformers import PreTrainedModel
 
 from ..demonstrations import (
+    DemonstrationBank,
     DemonstrationRenderer,
     EncodedQuery,
-    sample_without_replacement,
-    seeded_rng,
     validate_demonstrations,
 )
-from ..modeling import icrm_settings_of, load_icrm_model, split_heads, unwrap_peft
-from ..objective import confidence, response_posterior
+from ..icrm.modeling import icrm_settings_of, load_icrm_model, split_heads
+from ..icrm.objective import confidence, response_posterior
+from ..models import unwrap_peft
 from .base import RewardModel, RewardPosterior
 from .scoring import DEFAULT_PREFIX_CACHE_BYTES, SequenceScorer, load_for_scoring
 
@@ -68,7 +68,8 @@ class ICRMReward(RewardModel):
         penalty: `None` (r), `"mean"`, `"lcb"` or `"var_penalty"`.
         penalty_coef: k of the uncertainty penalties.
         demonstrations_column: Dataset column of per-row demonstrations (column mode).
-        demonstration_bank, bank_key_column, num_demonstrations: Bank mode.
+        demonstration_bank, bank_key_column, num_demonstrations: Bank mode (`num_demonstrations` is the K drawn from a
+            key's pairs, read in bank mode only: column and fixed demonstrations are used as given).
         fixed_demonstrations: Fixed mode.
         allow_zero_shot: If `True`, a prompt with no demonstrations is scored zero-shot (K = 0) instead of raising.
         max_length: Bound of demonstrations + query; whole demonstrations are dropped to fit (default: the
@@ -122,10 +123,12 @@ class ICRMReward(RewardModel):
         self.settings = icrm_settings_of(unwrap_peft(self.model))
         self.renderer = DemonstrationRenderer(self.tokenizer, self.settings.template)
         self.demonstrations_column = demonstrations_column
-        self.bank = {
-            key: validate_demonstrations(pairs, f"bank entry {key!r}")
-            for key, pairs in (demonstration_bank or {}).items()
-        }
+        self.bank = DemonstrationBank(
+            {
+                key: validate_demonstrations(pairs, f"bank entry {key!r}")
+                for key, pairs in (demonstration_bank or {}).items()
+            }
+        )
         self.bank_key_column = bank_key_column
         self.num_demonstrations = num_demonstrations
         self.fixed = (
@@ -154,14 +157,12 @@ class ICRMReward(RewardModel):
                     f"{self.__name__}: the dataset has no column {self.bank_key_column!r} to key the bank."
                 )
             key = columns[self.bank_key_column][index]
-            pairs = self.bank.get(key)
-            if pairs is None:
+            if key not in self.bank:
                 if self.allow_zero_shot:
                     return []
                 raise ValueError(f"{self.__name__}: row {index}: no demonstrations in the bank for key {key!r}.")
-            k = min(self.num_demonstrations, len(pairs))
-            rng = seeded_rng(self.seed, key) if self.bank_draw == "per_key" else seeded_rng(self.seed, (key, prompt))
-            return sample_without_replacement(pairs, k, rng)
+            per_key = self.bank_draw == "per_key"
+            return self.bank.draw_for_key(key, self.num_demonstrations, self.seed, prompt, per_key=per_key)
         column = self.demonstrations_column
         if column is None or column not in columns:
             if self.allow_zero_shot:

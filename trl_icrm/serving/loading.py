@@ -83,12 +83,11 @@ def load_serving_reward(
     demonstration sets an ICRM model keeps across requests (`None`: its default, `0`: none kept).
     """
     from ..rewards import EnsembleReward, RewardModel, load_reward, reward_model_kind
-    from ..rewards.penalties import check_penalty
 
-    check_penalty(penalty)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise ValueError("Give one or more reward models to serve.")
+    given = {"penalty": penalty, "penalty_coef": penalty_coef}  # to the one model, or to the ensemble of several
     members = []
     for path in paths:
         path_kind = reward_model_kind(path, trust_remote_code) if kind == "auto" else kind
@@ -98,18 +97,14 @@ def load_serving_reward(
         kwargs = _kind_kwargs(
             path_kind, name, allow_zero_shot, batch_size, max_length, trust_remote_code, prefix_cache_bytes
         )
-        member = load_reward(path, kind=path_kind, **kwargs)
+        member = load_reward(path, kind=path_kind, **kwargs, **(given if len(paths) == 1 else {}))
         if not isinstance(member, RewardModel):
             raise ValueError(f"{path} ({path_kind}) is not a trl-icrm RewardModel; it cannot be served.")
         members.append(member)
     if device is not None:
         for member in members:
             move_to_device(member, device)
-    reward = members[0] if len(members) == 1 else EnsembleReward(members, ensemble_method, ensemble_coef)
-    if penalty not in (None, "mean") and not reward.has_uncertainty:
-        raise ValueError(f"penalty={penalty!r} needs a reward model with a variance; {reward!r} has none.")
-    reward.penalty, reward.penalty_coef = penalty, penalty_coef
-    return reward
+    return members[0] if len(members) == 1 else EnsembleReward(members, ensemble_method, ensemble_coef, **given)
 
 
 POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
@@ -119,7 +114,7 @@ POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_lengt
 def model_token_limit(model: Any) -> int | None:
     """The most tokens `model` can read: the smallest positive `max_position_embeddings`-like field of its (text)
     config; `None` if it has none."""
-    from ..modeling import unwrap_peft
+    from ..models import unwrap_peft
 
     config = unwrap_peft(model).config
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
@@ -149,7 +144,8 @@ class TokenBound:
                     raise RequestError(f"{where}[{i}]", str(error)) from None
                 if count > limit:
                     raise RequestError(
-                        f"{where}[{i}]", f"{count} tokens (prompt and completion), over the limit of {limit} ({source})."
+                        f"{where}[{i}]",
+                        f"{count} tokens (prompt and completion), over the limit of {limit} ({source}).",
                     )
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ..demonstrations import DEMONSTRATION_KEYS, as_demonstration, sample_without_replacement, seeded_rng
+from ..demonstrations import DEMONSTRATION_KEYS, DemonstrationBank, as_demonstration
 from .config import ServingConfig
 
 
@@ -89,21 +89,25 @@ class DemonstrationPolicy:
     Attributes:
         bank: `{key: [pairs]}` of the server's demonstration bank (a label that is a key draws from it).
         num_demonstrations: Pairs drawn for a bank key (fewer if the key has fewer).
-        seed: Seed of the draws, with the key and the prompt (as `ICRMReward`'s bank mode draws).
+        seed: Seed of the draws, with the key and the prompt: the draw of `ICRMReward`'s bank mode, by the same
+            [`~trl_icrm.demonstrations.DemonstrationBank.draw_for_key`].
         used: Whether the model reads demonstrations (ICRM); otherwise labels and demonstrations are ignored.
         required: Whether a completion without demonstrations is an error (ICRM without zero-shot scoring).
     """
 
-    bank: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    bank: Mapping[str, Sequence[Mapping[str, Any]]] | DemonstrationBank = field(default_factory=dict)
     num_demonstrations: int = 4
     seed: int = 0
     used: bool = True
     required: bool = False
 
+    def __post_init__(self):
+        if not isinstance(self.bank, DemonstrationBank):
+            self.bank = DemonstrationBank(self.bank)
+
     def draw(self, key: str, prompt: Any, where: str) -> list[dict[str, Any]]:
         """The demonstrations drawn for bank key `key` and `prompt`."""
-        pairs = self.bank.get(key)
-        if pairs is None:
+        if key not in self.bank:
             if not self.bank:
                 raise RequestError(
                     where,
@@ -111,10 +115,7 @@ class DemonstrationPolicy:
                     "demonstration bank; start it with --demonstration_bank).",
                 )
             raise RequestError(where, f"unknown demonstration bank key {_short(key)!r}.")
-        k = min(self.num_demonstrations, len(pairs))
-        return [
-            dict(pair) for pair in sample_without_replacement(list(pairs), k, seeded_rng(self.seed, (key, prompt)))
-        ]
+        return [dict(pair) for pair in self.bank.draw_for_key(key, self.num_demonstrations, self.seed, prompt)]
 
     def finish(self, demonstrations: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
         """The demonstrations the model gets for one completion (none if it reads none)."""

@@ -1,6 +1,6 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 """Training: `ICRMConfig` / `ICRMRewardTrainer` and `VRMConfig` / `VRMRewardTrainer` (on `trl.RewardTrainer`, sharing
-`trainer.pairs`), and the helpers of the BT baseline."""
+`trainer.base`), and the helpers of the BT baseline."""
 
 from .bt import bt_config_from, save_reward_model
 from .icrm_config import ICRMConfig, bf16_available

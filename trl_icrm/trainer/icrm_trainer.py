@@ -8,7 +8,7 @@ import logging
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -18,28 +18,23 @@ from datasets import Dataset
 from torch.utils.data import Sampler
 from transformers import PreTrainedModel, TrainerCallback
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
-from trl import RewardTrainer
 
 from .._trl_compat import check_reward_trainer, data_collator_mixin
-from ..demonstrations import DemonstrationRenderer, draw_k, sample_without_replacement, seeded_rng
+from ..demonstrations import DemonstrationBank, DemonstrationRenderer, seeded_rng
 from ..evaluation.calibration import expected_calibration_error
-from ..modeling import (
-    ICRMSettings,
+from ..icrm.modeling import ICRMSettings, load_icrm_model, split_heads
+from ..icrm.objective import icrm_loss
+from ..models import (
     classify_suffixes,
     encode_prefix,
-    load_icrm_model,
     packed_pair_logits,
     pad_right,
     prefix_sharing_problem,
-    split_heads,
     unwrap_peft,
 )
-from ..objective import icrm_loss
 from ..utils.default_model import portable_model_name
-from .icrm_config import ICRMConfig
-from .model_card import icrm_model_card
-from .pairs import (
-    PairRewardTrainerMixin,
+from .base import (
+    PairRewardTrainer,
     apply_length_policy,
     check_pair_dataset,
     check_responses,
@@ -50,6 +45,8 @@ from .pairs import (
     use_sequence_classification,
     warn_unused_init_kwargs,
 )
+from .icrm_config import ICRMConfig
+from .model_card import icrm_model_card
 
 
 logger = logging.getLogger(__name__)
@@ -110,11 +107,16 @@ def pool_name(key: str) -> str:
 
 @dataclass
 class DemonstrationPool:
-    """The demonstrations one prepared dataset offers: each row's own rendered tokens, indexed by group."""
+    """The demonstrations one prepared dataset offers: each row's own rendered tokens, indexed by group (drawn by the
+    one [`~trl_icrm.demonstrations.DemonstrationBank`], keyed by row so that a row never draws itself)."""
 
     demonstrations: Dataset  # one column, "demo_ids"
     groups: list[str]
     members: dict[str, np.ndarray]
+
+    def __post_init__(self):
+        rows = {group: [int(i) for i in indices] for group, indices in self.members.items()}
+        self.bank = DemonstrationBank(rows, keys=rows)
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> DemonstrationPool:
@@ -127,10 +129,8 @@ class DemonstrationPool:
 
     def draw(self, index: int, rng: np.random.Generator, min_k: int, max_k: int) -> list[list[int]]:
         """K ~ U{min_k..max_k} demonstrations of row `index`'s group, never the row itself."""
-        candidates = self.members[self.groups[index]]
-        candidates = candidates[candidates != index]
-        chosen = sample_without_replacement(candidates, draw_k(rng, min_k, max_k, len(candidates)), rng)
-        return [self.demonstrations[int(j)]["demo_ids"] for j in chosen]
+        chosen = self.bank.draw_between(self.groups[index], min_k, max_k, rng, exclude=int(index))
+        return [self.demonstrations[j]["demo_ids"] for j in chosen]
 
 
 @dataclass
@@ -228,7 +228,7 @@ def _single_label_view(model: PreTrainedModel):
         config.id2label, config.label2id = id2label, label2id
 
 
-def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_class, quantization_config=None):
+def _model_for_training(model: str | PreTrainedModel, args: ICRMConfig, processing_class, quantization_config=None):
     """(model, tokenizer, settings): a model path loaded with a two-output head (seeded, quantized with
     `quantization_config` if given), or a loaded model checked against the settings in `args`."""
     settings = args.icrm_settings()
@@ -240,7 +240,7 @@ def _load_icrm_model(model: str | PreTrainedModel, args: ICRMConfig, processing_
     elif getattr(model.config, "num_labels", None) != 2:
         raise ValueError(
             f"An ICRM model has two outputs (reward, confidence); got num_labels={model.config.num_labels}. "
-            "Load it with `trl_icrm.modeling.load_icrm_model` or pass a model path."
+            "Load it with `trl_icrm.load_icrm_model` or pass a model path."
         )
     elif getattr(model.config, "icrm", None) is not None and ICRMSettings.from_config(model.config) != settings:
         raise ValueError(
@@ -305,12 +305,12 @@ def _check_group_sizes(groups: Sequence[str], args: ICRMConfig, dataset_name: st
         )
 
 
-class ICRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
+class ICRMRewardTrainer(PairRewardTrainer):
     """
     Trainer for Variational In-Context Reward Models (ICRM).
 
     A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (each pair gets demonstrations of its
-    own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.objective.icrm_loss`]) and the metrics
+    own group, re-drawn every epoch), the loss (the negative ELBO of [`trl_icrm.icrm.objective.icrm_loss`]) and the metrics
     (accuracy, accuracy by number of demonstrations, mean mu and tau, expected calibration error). The model is an
     `AutoModelForSequenceClassification` with two outputs (reward, confidence); PEFT works through `peft_config` as
     in TRL.
@@ -373,7 +373,7 @@ class ICRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
         quantization_config=None,
     ):
         args = default_args(args, model, ICRMConfig, "ICRM")
-        model, processing_class, settings = _load_icrm_model(model, args, processing_class, quantization_config)
+        model, processing_class, settings = _model_for_training(model, args, processing_class, quantization_config)
         use_sequence_classification(peft_config)
         self._icrm_settings = settings
         self._icrm_renderer = DemonstrationRenderer(processing_class, settings.template)
@@ -574,16 +574,19 @@ class ICRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
     ) -> dict[str, float]:
         """[`~trl.RewardTrainer.evaluate`], optionally with exactly `num_demonstrations` per pair (as many as the
         pair's group offers) instead of K drawn from [K_min, K_max]."""
-        collator = self._icrm_collator
-        saved = collator.min_demonstrations, collator.max_demonstrations
-        if num_demonstrations is not None:
-            if num_demonstrations < 0:
-                raise ValueError(f"num_demonstrations must be >= 0, got {num_demonstrations}.")
-            collator.min_demonstrations = collator.max_demonstrations = num_demonstrations
+        if num_demonstrations is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if num_demonstrations < 0:
+            raise ValueError(f"num_demonstrations must be >= 0, got {num_demonstrations}.")
+        # This call's batches come from a copy of the collator with K fixed (the pools are shared, not copied); the
+        # trainer's collator itself is never changed.
+        self.data_collator = replace(
+            self._icrm_collator, min_demonstrations=num_demonstrations, max_demonstrations=num_demonstrations
+        )
         try:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         finally:
-            collator.min_demonstrations, collator.max_demonstrations = saved
+            self.data_collator = self._icrm_collator
 
     def _pair_summary(self, mode: str) -> dict[str, float]:
         """Metrics of every pair recorded since the last log, each a mean over pairs (never of batch means): accuracy,

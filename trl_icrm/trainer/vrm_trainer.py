@@ -13,17 +13,15 @@ from typing import Any
 import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, TrainerCallback
-from trl import RewardTrainer
 
 from .._trl_compat import check_reward_trainer, data_collator_mixin
 from ..demonstrations import DemonstrationRenderer
-from ..modeling import unwrap_peft
+from ..models import unwrap_peft
 from ..utils.default_model import portable_model_name
 from ..vrm.modeling import VRMHead, VRMSettings, encode_prompt, load_vrm_model, prompt_length, vrm_forward
 from ..vrm.objective import mean_weights, vrm_loss
-from .model_card import vrm_model_card
-from .pairs import (
-    PairRewardTrainerMixin,
+from .base import (
+    PairRewardTrainer,
     apply_length_policy,
     check_pair_dataset,
     check_responses,
@@ -34,6 +32,7 @@ from .pairs import (
     use_sequence_classification,
     warn_unused_init_kwargs,
 )
+from .model_card import vrm_model_card
 from .vrm_config import VRMConfig
 
 
@@ -61,7 +60,7 @@ class DataCollatorForVRM(data_collator_mixin()):
         return batch
 
 
-def _load_model(model: str | PreTrainedModel, args: VRMConfig, processing_class, quantization_config=None):
+def _model_for_training(model: str | PreTrainedModel, args: VRMConfig, processing_class, quantization_config=None):
     """(model, tokenizer, settings): a path loaded with a VRM head (new and seeded on a plain backbone), or a loaded
     VRM model checked against the settings in `args`."""
     settings = args.vrm_settings()
@@ -86,7 +85,7 @@ def _load_model(model: str | PreTrainedModel, args: VRMConfig, processing_class,
     return model, tokenizer_for(model, processing_class, args.trust_remote_code), settings
 
 
-class VRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
+class VRMRewardTrainer(PairRewardTrainer):
     """
     Trainer for variational reward models (VRM): latent objective weights w ~ q(w | x) on the simplex, set by the
     prompt, and semantic features z ~ q(z | x, y) of each response; the reward is r = w^T (G z + b).
@@ -94,7 +93,7 @@ class VRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
     A subclass of [`~trl.RewardTrainer`] that overrides only data preparation (it also records where each prompt
     ends), the loss (the negative ELBO plus supervision of [`trl_icrm.vrm.objective.vrm_loss`]) and the metrics
     (accuracy of the mean-path reward, KL terms, the entropy of E[w]). The collation, the PEFT path and saving are
-    those of [`ICRMRewardTrainer`] (`trl_icrm.trainer.pairs`).
+    those of [`ICRMRewardTrainer`] (`trl_icrm.trainer.base`).
 
     Example:
 
@@ -146,7 +145,7 @@ class VRMRewardTrainer(PairRewardTrainerMixin, RewardTrainer):
         quantization_config=None,
     ):
         args = default_args(args, model, VRMConfig, "VRM")
-        model, processing_class, settings = _load_model(model, args, processing_class, quantization_config)
+        model, processing_class, settings = _model_for_training(model, args, processing_class, quantization_config)
         use_sequence_classification(peft_config, "VRM", "the VRM head")
         self._vrm_settings = settings
         self._vrm_renderer = DemonstrationRenderer(processing_class)

@@ -1,13 +1,13 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""What the pair-based reward trainers of trl-icrm (`ICRMRewardTrainer`, `VRMRewardTrainer`) share on top of
-`trl.RewardTrainer`: arguments and model loading, the PEFT path, the checks of a preference data set and its length
+"""The trainers' shared base: what the pair-based reward trainers of trl-icrm (`ICRMRewardTrainer`,
+`VRMRewardTrainer`) share on top of `trl.RewardTrainer` ([`PairRewardTrainer`] and its helpers): arguments and model loading, the PEFT path, the checks of a preference data set and its length
 policy, the pair collation, per-pair metric records, and saving (a LoRA adapter keeps the model's settings and a
 portable base-model name; a model card is written beside it).
 
 Example:
 
 ```python
-from trl_icrm.trainer.pairs import collate_pairs
+from trl_icrm.trainer.base import collate_pairs
 
 batch = collate_pairs([([1, 2, 3], [1, 2])], pad_token_id=0)  # TRL's batch: chosen rows, then rejected rows
 batch["input_ids"].shape  # (2, 3)
@@ -26,10 +26,11 @@ from typing import Any
 import torch
 from datasets import Dataset
 from transformers import AutoTokenizer, PreTrainedModel
+from trl import RewardTrainer
 
 from .._trl_compat import preference_collator
 from ..demonstrations import QueryTooLongError
-from ..modeling import prepare_tokenizer
+from ..models import prepare_tokenizer
 from ..utils.default_model import portable_model_name
 from ..utils.io import saving_model
 
@@ -181,8 +182,8 @@ def collate_pairs(
     return preference_collator(pad_token_id, pad_to_multiple_of).torch_call(rows)
 
 
-class PairRewardTrainerMixin:
-    """Per-pair metric records and saving, shared by the pair reward trainers (mixed in before `RewardTrainer`).
+class PairRewardTrainer(RewardTrainer):
+    """The base of the pair reward trainers: `trl.RewardTrainer` with per-pair metric records and saving.
 
     A subclass sets `_pair_records` with [`_init_pair_records`], records per-pair values in `compute_loss` with
     [`_record_pair_values`], and implements `create_model_card`.
@@ -226,7 +227,9 @@ class PairRewardTrainerMixin:
         always writes `eval_`)."""
         if not self.model.training and self._metrics["eval"]:
             prefix = getattr(self, "_metric_key_prefix", "eval")
-            logs.update({f"{prefix}_{key}": sum(values) / len(values) for key, values in self._metrics["eval"].items()})
+            logs.update(
+                {f"{prefix}_{key}": sum(values) / len(values) for key, values in self._metrics["eval"].items()}
+            )
             self._metrics["eval"].clear()
         super().log(logs, start_time)
 
@@ -272,7 +275,7 @@ class PairRewardTrainerMixin:
 
 
 __all__ = [
-    "PairRewardTrainerMixin",
+    "PairRewardTrainer",
     "apply_length_policy",
     "check_pair_dataset",
     "check_responses",
