@@ -661,6 +661,27 @@ def test_verl_item_of_a_conversational_prompt():
     )
 
 
+def test_lone_surrogates_never_poison_a_merged_batch(server, icrm):
+    bad = json.dumps(_openrlhf_payload(["Is it?"], [" \ud800"], [json.dumps(DEMOS_A)])).encode()
+    before = _get(server.url + "/stats")
+    with ThreadPoolExecutor(8) as pool:
+        futures = [
+            pool.submit(
+                _post,
+                server.url + "/get_reward",
+                bad if i % 3 == 0 else _openrlhf_payload(["Is it?"], [f" {i}"], [json.dumps(DEMOS_A)]),
+            )
+            for i in range(12)
+        ]
+        answers = [future.result() for future in futures]
+    good = [i for i in range(12) if i % 3]
+    assert all(answers[i][0] == 422 and answers[i][1]["field"] == "query[0]" for i in range(0, 12, 3))
+    _, rewards = _expected(icrm, ["Is it?"] * len(good), [f" {i}" for i in good], [DEMOS_A] * len(good))
+    np.testing.assert_allclose([answers[i][1]["rewards"][0] for i in good], rewards, rtol=0, atol=1e-5)
+    after = _get(server.url + "/stats")
+    assert after["retried_alone"] == before["retried_alone"] and after["failed"] == before["failed"]
+
+
 def test_sigterm_stops_the_server_cleanly(server):
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it is done
@@ -820,24 +841,3 @@ def test_requests_of_clients_that_hung_up_are_not_scored(thread_server):
     _wait_for(lambda: _get(running.url + "/stats")["cancelled"] == 1)
     stats = _get(running.url + "/stats")
     assert stats["batches"] == 1 and stats["completed"] == 1 and stats["queued_requests"] == 0
-
-
-def test_lone_surrogates_never_poison_a_merged_batch(server, icrm):
-    bad = json.dumps(_openrlhf_payload(["Is it?"], [" \ud800"], [json.dumps(DEMOS_A)])).encode()
-    before = _get(server.url + "/stats")
-    with ThreadPoolExecutor(8) as pool:
-        futures = [
-            pool.submit(
-                _post,
-                server.url + "/get_reward",
-                bad if i % 3 == 0 else _openrlhf_payload(["Is it?"], [f" {i}"], [json.dumps(DEMOS_A)]),
-            )
-            for i in range(12)
-        ]
-        answers = [future.result() for future in futures]
-    good = [i for i in range(12) if i % 3]
-    assert all(answers[i][0] == 422 and answers[i][1]["field"] == "query[0]" for i in range(0, 12, 3))
-    _, rewards = _expected(icrm, ["Is it?"] * len(good), [f" {i}" for i in good], [DEMOS_A] * len(good))
-    np.testing.assert_allclose([answers[i][1]["rewards"][0] for i in good], rewards, rtol=0, atol=1e-5)
-    after = _get(server.url + "/stats")
-    assert after["retried_alone"] == before["retried_alone"] and after["failed"] == before["failed"]
