@@ -174,10 +174,10 @@ def _check_spread(posterior, tokenizer, train, args, num_pairs: int = 64) -> flo
     sample = train.select(range(min(num_pairs, len(train))))
     ratio = std_to_spread(pair_predictions(posterior, tokenizer, sample, max_length=args.max_length))
     if ratio > STD_TO_SPREAD_WARNING:
+        remedy = "fit on more pairs" + (", use --subset last_layer" if args.subset != "last_layer" else "")
         print(
-            f"Warning: the predictive std of the rewards is {ratio:.1f}x their spread on the training pairs: "
-            f"`lcb` and `var_penalty` would rank completions by uncertainty alone. Fit on more pairs, or use "
-            f"--subset last_layer{' (the default)' if args.subset != 'last_layer' else ''}, or a smaller penalty_coef."
+            f"Warning: the predictive std of the rewards is {ratio:.1f}x their spread on the training pairs: `lcb` "
+            f"and `var_penalty` would rank completions by uncertainty alone ({remedy}, or use a smaller penalty_coef)."
         )
     return ratio
 
