@@ -61,3 +61,14 @@ def test_train_splits_a_data_set_without_test_split_and_records_it(tmp_path):
     assert train.column_names == ["prompt", "chosen", "rejected"]
     train, _ = load_training_pairs(str(tmp_path / "pairs.jsonl"), extra_columns=("group", "label"))
     assert train.column_names == ["prompt", "chosen", "rejected", "group"]  # a missing extra column is skipped
+
+
+def test_model_cards_name_the_embedded_model_by_its_hub_id(default_model_dir):
+    from trl_icrm.trainer.model_card import icrm_model_card
+    from trl_icrm.utils.default_model import DEFAULT_MODEL, DEFAULT_MODEL_HUB_ID, hub_model_id
+
+    assert hub_model_id(DEFAULT_MODEL) == DEFAULT_MODEL_HUB_ID
+    assert hub_model_id(default_model_dir) == DEFAULT_MODEL_HUB_ID  # its converted folder, wherever the cache is
+    assert hub_model_id("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+    card = icrm_model_card("m", DEFAULT_MODEL, {}, 0, 4, 512)
+    assert f'base_model: "{DEFAULT_MODEL_HUB_ID}"' in card and "embedded:" not in card.split("---")[1]
