@@ -623,7 +623,11 @@ def test_bon_subcommand_runs_the_same_code(tiny_causal_lm, tmp_path, capsys, mon
     curves, config = load_curves(tmp_path / "best_of_n_curves.json")
     assert [c.name for c in curves] == ["fake_uncertain", "fake_uncertain lcb k=0.5"]
     assert config["num_samples"] == 3 and config["gold"] == "math_verify"
-    assert "best_of_n_curves.png" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "best_of_n_curves.png" in out and "zero-shot" in out  # an ICRM proxy without demonstrations says so
+    assert "n   KL_bon    proxy     gold" in out
+    first = curves[0]
+    assert f"{first.ns[0]:5d} {first.kl_bon[0]:8.3f} {first.metrics['proxy']['mean'][0]:8.3f}" in out
     # Demonstrations steer ICRM proxies only: a BT proxy given some stops the command before any sampling.
     demonstrations = tmp_path / "demonstrations.json"
     demonstrations.write_text(json.dumps([{"prompt": "1 + 1?", "chosen": "2", "rejected": "3"}]))
@@ -670,6 +674,7 @@ def test_proxies_load_from_reward_model_folders(tiny_sequence_classifier, tiny_c
         max_new_tokens=4,
         num_bootstrap=50,
         progress_bar=False,
+        allow_mixed_scales=True,  # an ICRM reward and a BT score: combined only when asked
     )
     names = ["icrm_rm", "sequence_classifier"]
     names += ["ensemble mean", "ensemble worst_case", "ensemble mean_minus_std k=1"]  # no penalties: BT has no var
@@ -722,3 +727,19 @@ def test_cached_proxy_scores_and_method_curves(tmp_path):
     expected = best_of_n_curve(penalized, {"proxy": mean, "gold": gold}, num_bootstrap=10)
     assert curves[1].metrics["gold"]["mean"] == expected.metrics["gold"]["mean"]
     assert curves[0].metrics["gold"]["mean"][-1] == 0.0  # best-of-3 by length: "bbb" and "fff", both gold 0
+
+
+def test_ensemble_curves_refuse_proxies_on_different_scales():
+    from trl_icrm.experiments.best_of_n.run import check_proxies
+
+    class Score:
+        __name__, scale = "bt", "score"
+
+    class Probability:
+        __name__, scale = "icrm", "probability"
+
+    with pytest.raises(ValueError, match="different scales"):
+        check_proxies([Score(), Probability()], ensembles=[("mean", 1.0)])
+    check_proxies([Score(), Probability()], ensembles=[("mean", 1.0)], allow_mixed_scales=True)
+    check_proxies([Score(), Probability()], ensembles=[])  # no ensemble curve: nothing is combined
+    check_proxies([Score(), Score()], ensembles=[("mean", 1.0)])

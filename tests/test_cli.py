@@ -30,7 +30,7 @@ KEY_FLAGS = {
     "env": ["--convert"],
     "train": [
         "--method",
-        "--dataset_path",
+        "--dataset_name",
         "--eval_fraction",
         "--model_name_or_path",
         "--max_demonstrations",
@@ -72,7 +72,7 @@ KEY_FLAGS = {
         "--conflict",
     ],
     "build-math-preferences": ["--model_name_or_path", "--num_problems", "--num_samples", "--output_dir"],
-    "laplace": ["--model_name_or_path", "--dataset_path", "--subset", "--hessian_structure", "--evaluate"],
+    "laplace": ["--model_name_or_path", "--dataset_name", "--subset", "--hessian_structure", "--evaluate"],
     "compare-rewards": [
         "--rewards",
         "--icrm_model_name_or_path",
@@ -303,7 +303,10 @@ def test_one_argument_style():
         (["bon", "--reward_model_name_or_path", "/no/such/model"], "neither a local model folder"),
         (["laplace", "--subset", "everything"], "invalid choice"),
         (["laplace", "--prior_precision", "0"], "prior_precision must be > 0"),
-        (["laplace", "--model_name_or_path", "/no/such/model", "--dataset_path", "/no/such/pairs"], "No preference"),
+        (
+            ["laplace", "--model_name_or_path", "/no/such/model", "--dataset_name", "/no/such/pairs"],
+            "No such data file or folder",
+        ),
     ],
 )
 def test_bad_values_are_usage_errors_not_tracebacks(argv, message, capsys):

@@ -422,7 +422,7 @@ def test_laplace_command_fits_saves_and_evaluates(bt_lora_dir, tmp_path, subset,
     folder = tmp_path / "model"
     shutil.copytree(bt_lora_dir, folder)
     Dataset.from_list(_pairs(20)).save_to_disk(str(tmp_path / "pairs"))
-    argv = ["laplace", "--model_name_or_path", str(folder), "--dataset_path", str(tmp_path / "pairs"), "--subset"]
+    argv = ["laplace", "--model_name_or_path", str(folder), "--dataset_name", str(tmp_path / "pairs"), "--subset"]
     main([*argv, subset, "--evaluate", "--eval_fraction", "0.2", "--no_progress_bar"])
     assert "Laplace posterior" in capsys.readouterr().out
     evaluation = json.loads((folder / f"laplace_{subset}_eval.json").read_text())
@@ -467,14 +467,26 @@ def test_train_without_merging_then_laplace_then_load_reward(tiny_causal_lm, tmp
 
     Dataset.from_list(_pairs(16)).save_to_disk(str(tmp_path / "pairs"))
     model_dir = tmp_path / "bt-lora"
-    data = ["--dataset_path", str(tmp_path / "pairs"), "--eval_fraction", "0.25"]
+    data = ["--dataset_name", str(tmp_path / "pairs"), "--eval_fraction", "0.25"]
     main(["train", "--method", "bt", "--no_merge_lora", "--model_name_or_path", tiny_causal_lm, *data,
           "--output_dir", str(model_dir), "--max_steps", "2", "--per_device_train_batch_size", "4",
           "--max_length", "512", "--use_cpu", "True", "--report_to", "none"])  # fmt: skip
     assert (model_dir / "adapter_config.json").is_file() and not (model_dir / "model.safetensors").is_file()
     assert read_model_config(model_dir).num_labels == 1  # the classifier's config is saved next to the adapter
     assert reward_model_kind(model_dir) == "bt"
-    main(["laplace", "--model_name_or_path", str(model_dir), *data, "--seed", "42", "--no_progress_bar"])
+    main(
+        [
+            "laplace",
+            "--model_name_or_path",
+            str(model_dir),
+            *data,
+            "--seed",
+            "42",
+            "--subset",
+            "lora",
+            "--no_progress_bar",
+        ]
+    )
     assert reward_model_kind(model_dir) == "laplace"
     reward = load_reward(model_dir, penalty="var_penalty", penalty_coef=0.5)
     posterior = reward.score(["Say apple."], [" apple yes"])

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -67,12 +66,14 @@ def looks_like_path(path_or_name: str | os.PathLike) -> bool:
     )
 
 
-def _splits_of(path: Path) -> list[str] | None:
-    """The split names of a `save_to_disk` folder holding a `DatasetDict`, None for anything else."""
-    marker = path / "dataset_dict.json"
-    if not marker.is_file():
-        return None
-    return list(json.loads(marker.read_text(encoding="utf-8"))["splits"])
+def _pick_splits(
+    data: DatasetDict, name: str, train_split: str, test_split: str | None
+) -> tuple[Dataset, Dataset | None]:
+    if train_split not in data:
+        raise KeyError(
+            f"{name!r} has no split {train_split!r} (its splits: {sorted(data)}); set --dataset_train_split."
+        )
+    return data[train_split], (data[test_split] if test_split is not None and test_split in data else None)
 
 
 def load_dataset_splits(
@@ -83,30 +84,27 @@ def load_dataset_splits(
 ) -> tuple[Dataset, Dataset | None]:
     """(train, test or None) of a data set named as TRL's `ScriptArguments` name it (`--dataset_name`,
     `--dataset_config`, `--dataset_train_split`, `--dataset_test_split`): a hub id, a local data folder, a folder
-    saved with `save_to_disk`, or a local `.json` / `.jsonl` / `.csv` / `.parquet` file (optionally compressed; all
-    its rows are the train split). The test split is None where the data set has none.
+    saved with `save_to_disk`, or a local `.json` / `.jsonl` / `.csv` / `.parquet` file (optionally compressed). A
+    file, or a saved single `Dataset`, is all train split. The test split is None where the data set has none.
 
     Raises `FileNotFoundError` for a local path that is not there (before any hub request), and `ConnectionError`
     naming the data set when the hub cannot be reached."""
+    name = str(dataset_name)
     path = Path(dataset_name).expanduser()
     if not path.exists() and looks_like_path(dataset_name):
-        raise FileNotFoundError(f"No such data file or folder: {str(dataset_name)!r} (from {os.getcwd()}).")
-    if path.is_file():
+        raise FileNotFoundError(f"No such data file or folder: {name!r} (from {os.getcwd()}).")
+    if path.is_file() or (path / "state.json").is_file():
         return load_split(path, split=dataset_train_split), None
-    splits = _splits_of(path) if path.is_dir() else None
+    if (path / "dataset_dict.json").is_file():
+        return _pick_splits(load_from_disk(str(path)), name, dataset_train_split, dataset_test_split)
     try:
-        train = load_split(dataset_name, split=dataset_train_split, name=dataset_config)
-        if dataset_test_split is None or (splits is not None and dataset_test_split not in splits):
-            return train, None
-        try:
-            return train, load_split(dataset_name, split=dataset_test_split, name=dataset_config)
-        except (KeyError, ValueError):  # the data set has no such split
-            return train, None
+        data = load_dataset(name, name=dataset_config)
     except ConnectionError as error:
         raise ConnectionError(
-            f"Could not load {str(dataset_name)!r}: it is not a local file or folder (from {os.getcwd()}) and the hub "
-            f"could not be reached ({error}). Give a local path, or set HF_HUB_OFFLINE=1 to use a cached copy."
+            f"Could not load {name!r}: it is not a local file or folder (from {os.getcwd()}) and the hub could not "
+            f"be reached ({error}). Give a local path, or set HF_HUB_OFFLINE=1 to use a cached copy."
         ) from error
+    return _pick_splits(data, name, dataset_train_split, dataset_test_split)
 
 
 def load_preference_splits(

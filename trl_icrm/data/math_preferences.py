@@ -8,7 +8,7 @@ verifiable answers. Its data, built here:
   or a hub dataset with GSM8K's schema) with a `group` column ([`group_of`]);
 - preference pairs: [`build_preference_pairs`] turns sampled solutions labelled by the verifier into pairs (a correct
   solution chosen, an incorrect one rejected) that keep their group; [`load_preferences`] reads them back and
-  [`load_preference_split`] splits them as `trl-icrm train` does ([`split_pairs`]);
+  `trl_icrm.data.preferences.load_training_pairs` splits them as `trl-icrm train` does;
 - demonstrations: [`add_demonstrations`] (with `trl_icrm.demonstrations.DemonstrationBank`) gives each GRPO prompt a
   `demonstrations` column of `{prompt, chosen, rejected}` pairs of its own group, never of the problem itself.
 
@@ -251,32 +251,6 @@ def load_preferences(path: str | os.PathLike, split: str = "train"):
     return data[split] if isinstance(data, DatasetDict) else data
 
 
-def split_pairs(dataset, eval_fraction: float, seed: int):
-    """(train, eval or None): a random `eval_fraction` of the pairs held out (none below 4 pairs)."""
-    if eval_fraction <= 0 or len(dataset) < 4:
-        return dataset, None
-    split = dataset.train_test_split(test_size=eval_fraction, seed=seed)
-    return split["train"], split["test"]
-
-
-def load_preference_split(
-    path: str | os.PathLike, eval_fraction: float, seed: int, num_pairs: int | None = None
-) -> tuple[Any, Any]:
-    """`(training pairs, held-out pairs or None)` of the pairs saved at `path`, split as `trl-icrm train` splits them
-    ([`split_pairs`]) and reduced to `prompt`, `chosen`, `rejected`; `num_pairs` keeps the first training pairs."""
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No preference pairs at {path} (`trl-icrm build-math-preferences`).")
-    pairs = load_preferences(path)
-    missing = [column for column in ("chosen", "rejected") if column not in pairs.column_names]
-    if missing:
-        raise ValueError(f"{path} is not a preference data set: it lacks the columns {missing}.")
-    columns = [c for c in ("prompt", "chosen", "rejected") if c in pairs.column_names]
-    train, held_out = split_pairs(pairs.select_columns(columns), eval_fraction, seed)
-    if num_pairs is not None:
-        train = train.select(range(min(num_pairs, len(train))))
-    return train, held_out
-
-
 # Demonstrations
 def add_demonstrations(
     dataset,
@@ -321,10 +295,8 @@ __all__ = [
     "build_preference_pairs",
     "group_of",
     "load_math_problems",
-    "load_preference_split",
     "load_preferences",
     "make_math_problems",
     "plain_question",
     "reference_completion",
-    "split_pairs",
 ]

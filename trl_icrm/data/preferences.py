@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasets import Dataset
-from trl.data_utils import extract_prompt, is_conversational
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 
 TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -71,6 +72,8 @@ def preference_format(example: Mapping[str, Any]) -> str:
         raise PreferenceFormatError(
             f"A preference row needs 'chosen' and 'rejected' columns (and optionally 'prompt'); got {sorted(example)}."
         )
+    from trl.data_utils import is_conversational
+
     conversational = is_conversational({"chosen": example["chosen"]})
     if example.get("prompt") is not None:
         if conversational != is_conversational({"prompt": example["prompt"]}):
@@ -91,6 +94,8 @@ def to_explicit_prompt(example: Mapping[str, Any]) -> dict[str, Any]:
     kind = preference_format(example)
     if kind.startswith("explicit"):
         return dict(example)
+    from trl.data_utils import extract_prompt
+
     chosen, rejected = example["chosen"], example["rejected"]
     if kind == "implicit_transcript":
         chosen, rejected = parse_transcript(chosen), parse_transcript(rejected)
@@ -116,12 +121,49 @@ def standardize_preferences(dataset: Dataset, num_proc: int | None = None) -> Da
     return dataset.map(to_explicit_prompt, num_proc=num_proc, desc=f"Extracting prompts ({kind.replace('_', ' ')})")
 
 
+def split_pairs(dataset: Dataset, eval_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """(train, eval or None): a random `eval_fraction` of the pairs held out (none below 4 pairs)."""
+    if eval_fraction <= 0 or len(dataset) < 4:
+        return dataset, None
+    split = dataset.train_test_split(test_size=eval_fraction, seed=seed)
+    return split["train"], split["test"]
+
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+
+
+def load_training_pairs(
+    dataset_name: str,
+    dataset_config: str | None = None,
+    dataset_train_split: str = "train",
+    dataset_test_split: str | None = "test",
+    eval_fraction: float = 0.1,
+    seed: int = 42,
+    extra_columns: tuple[str, ...] = (),
+) -> tuple[Dataset, Dataset | None]:
+    """(train, eval or None): preference pairs of a data set named as TRL's `ScriptArguments` name it, in the
+    explicit-prompt format, reduced to `prompt`, `chosen`, `rejected` and those of `extra_columns` it has. Its test
+    split is the eval set where it has one; else a random `eval_fraction` of the training pairs ([`split_pairs`],
+    the same `seed` gives the same split)."""
+    from .loading import load_preference_splits
+
+    train, test = load_preference_splits(dataset_name, dataset_config, dataset_train_split, dataset_test_split)
+    columns = [c for c in (*PAIR_COLUMNS, *extra_columns) if c in train.column_names]
+    train = train.select_columns(columns)
+    if test is not None:
+        return train, test.select_columns([c for c in columns if c in test.column_names])
+    return split_pairs(train, eval_fraction, seed)
+
+
 __all__ = [
     "FORMATS",
+    "PAIR_COLUMNS",
     "PreferenceFormatError",
     "is_transcript",
+    "load_training_pairs",
     "parse_transcript",
     "preference_format",
+    "split_pairs",
     "standardize_preferences",
     "to_explicit_prompt",
 ]

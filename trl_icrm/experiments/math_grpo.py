@@ -175,7 +175,7 @@ def how_to_make_reward_model(kind: str, path: str | None = None) -> str:
     return (
         f"The {kind!r} reward needs a trained reward model (no folder at {path!r}). Make one with:\n\n"
         f"    python recipes/build_math_preferences.py --output_dir {DEFAULT_PREFERENCES_DIR}\n"
-        f"    python recipes/train_reward_model.py --method {kind} --dataset_path {DEFAULT_PREFERENCES_DIR} "
+        f"    python recipes/train_reward_model.py --method {kind} --dataset_name {DEFAULT_PREFERENCES_DIR} "
         f"--output_dir {path}\n\n"
         f"then run again with --reward {kind} --reward_model_name_or_path {path} "
         f"--preferences_path {DEFAULT_PREFERENCES_DIR}"
@@ -234,6 +234,7 @@ def run_math_grpo(kind: str, script_args: Any, training_args: Any, model_args: A
     from trl import GRPOTrainer, get_peft_config
 
     from ..utils.default_model import resolve_model_name_or_path
+    from ..utils.io import resume_checkpoint
 
     problems = load_grpo_problems(script_args, training_args.seed)
     reward_funcs, train_dataset = grpo_reward_funcs(kind, script_args, training_args, problems["train"])
@@ -252,7 +253,7 @@ def run_math_grpo(kind: str, script_args: Any, training_args: Any, model_args: A
         callbacks=[heldout],
     )
     heldout.trainer = trainer
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args.resume_from_checkpoint))
     trainer.save_model(training_args.output_dir)
     sizes = {"num_train_problems": len(train_dataset), "num_test_problems": len(problems["test"])}
     return grpo_results(kind, script_args, training_args, model_args, trainer, heldout, sizes), trainer

@@ -44,13 +44,13 @@ def pair_predictions(
     batch_size: int = 8,
     max_length: int | None = 1024,
 ) -> dict[str, torch.Tensor]:
-    """Per pair: `map_prob`, `laplace_prob` (P(chosen wins)) and `variance_chosen`, `variance_rejected`
-    (`batch_size` pairs per forward and backward pass)."""
+    """Per pair: `reward_chosen`, `reward_rejected` (MAP), `map_prob`, `laplace_prob` (P(chosen wins)) and
+    `variance_chosen`, `variance_rejected` (`batch_size` pairs per forward and backward pass)."""
     from ..demonstrations import DemonstrationRenderer
 
     pairs = [pairs[i] for i in range(len(pairs))]
     encoded = encode_pairs(DemonstrationRenderer(tokenizer), pairs, max_length)
-    out: dict[str, list[torch.Tensor]] = {"map_prob": [], "laplace_prob": [], "variance": []}
+    out: dict[str, list[torch.Tensor]] = {"map_prob": [], "laplace_prob": [], "variance": [], "reward": []}
     for start in range(0, len(encoded), batch_size):
         inputs = pack_rows([side for pair in encoded[start : start + batch_size] for side in pair], per_item=2)
         if posterior.subset == "last_layer":
@@ -58,16 +58,31 @@ def pair_predictions(
         # GLM predictive of (r_c, r_r): the mean is the MAP model's output, the (b, 2, 2) covariance J Sigma J^T
         mean, covariance = glm_predictive(posterior.laplace, inputs)
         mean = mean.double()
+        out["reward"].append(mean)
         out["map_prob"].append(torch.sigmoid(mean[:, 0] - mean[:, 1]))
         out["laplace_prob"].append(margin_probit(mean, covariance.double()))
         out["variance"].append(torch.diagonal(covariance, dim1=-2, dim2=-1).double().clamp_min(0.0))
-    variance = torch.cat(out["variance"])
+    variance, reward = torch.cat(out["variance"]), torch.cat(out["reward"])
     return {
+        "reward_chosen": reward[:, 0],
+        "reward_rejected": reward[:, 1],
         "map_prob": torch.cat(out["map_prob"]),
         "laplace_prob": torch.cat(out["laplace_prob"]),
         "variance_chosen": variance[:, 0],
         "variance_rejected": variance[:, 1],
     }
+
+
+STD_TO_SPREAD_WARNING = 3.0
+"""A predictive std this many times the spread of the rewards ranks by uncertainty alone under an `lcb` penalty."""
+
+
+def std_to_spread(predictions: Mapping[str, torch.Tensor]) -> float:
+    """The median predictive std of the rewards of [`pair_predictions`] over the standard deviation of the MAP
+    rewards themselves: above a few, `mean - k std` ranks completions by their uncertainty, not by their reward."""
+    rewards = torch.cat([predictions["reward_chosen"], predictions["reward_rejected"]])
+    std = torch.cat([predictions["variance_chosen"], predictions["variance_rejected"]]).sqrt()
+    return float(std.median() / rewards.std().clamp_min(1e-12))
 
 
 def margin_probit(mean: torch.Tensor, covariance: torch.Tensor) -> torch.Tensor:
@@ -95,4 +110,4 @@ def calibration_summary(predictions: Mapping[str, torch.Tensor], num_bins: int =
     return summary
 
 
-__all__ = ["calibration_summary", "margin_probit", "pair_predictions"]
+__all__ = ["STD_TO_SPREAD_WARNING", "calibration_summary", "margin_probit", "pair_predictions", "std_to_spread"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def fit_laplace(
     model: Any,
     tokenizer: Any,
     pairs: Sequence[Mapping[str, Any]],
-    subset: str = "lora",
+    subset: str = "last_layer",
     hessian_structure: str | None = None,
     prior_precision: float = 1.0,
     tune_prior: bool = True,
@@ -172,7 +173,7 @@ def fit_laplace(
         model: A one-output sequence classifier; a PEFT LoRA model for `subset="lora"` ([`load_bt_model`]).
         tokenizer: Its tokenizer (pairs are tokenized as `trl.RewardTrainer` tokenizes them).
         pairs: Rows with `chosen`, `rejected` and optionally `prompt` (a list of dicts or a `datasets.Dataset`).
-        subset: `"lora"` or `"last_layer"`.
+        subset: `"last_layer"` (the default: cheap, and the better calibrated at a few hundred pairs) or `"lora"`.
         hessian_structure: `"kron"`, `"diag"` or `"full"` (default: kron for lora, full for last_layer).
         prior_precision: Initial lambda of the prior N(0, 1/lambda I).
         tune_prior: Tune lambda by marginal likelihood (laplace-torch's `optimize_prior_precision`).
@@ -199,7 +200,9 @@ def fit_laplace(
     loader = _Batches(_pair_loader(model, subset, pad_token_id, encoded, batch_size))
     laplace.fit(loader, progress_bar=progress_bar)
     if tune_prior:
-        laplace.optimize_prior_precision(method="marglik", pred_type="glm", link_approx="probit", verbose=False)
+        with warnings.catch_warnings():  # the link approximation is not used by marginal-likelihood tuning
+            warnings.filterwarnings("ignore", message="By default `link_approx` is `probit`")
+            laplace.optimize_prior_precision(method="marglik", pred_type="glm", link_approx="probit", verbose=False)
     metadata = {"base_model": base_model_name(model), "num_pairs": str(len(pairs)), "max_length": str(max_length)}
     posterior = LaplacePosterior(laplace, adapter, model, subset, structure, pad_token_id, metadata)
     posterior.metadata["signature"] = weight_signature(_covered(posterior))

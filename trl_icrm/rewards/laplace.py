@@ -18,12 +18,16 @@ reward(prompts=["What is 2 + 2?"], completions=["4"])
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from ..demonstrations import DemonstrationRenderer
 from .base import RewardModel, RewardPosterior
+
+
+logger = logging.getLogger(__name__)
 
 
 class LaplaceReward(RewardModel):
@@ -34,7 +38,8 @@ class LaplaceReward(RewardModel):
     Args:
         model: The reward model folder (with `laplace_<subset>.safetensors` next to it, from `trl-icrm laplace`), or a
             [`~trl_icrm.laplace.LaplacePosterior`] already fitted or loaded.
-        subset: `"auto"` (the LoRA posterior if saved, else the last-layer one), `"lora"` or `"last_layer"`.
+        subset: `"auto"` (the one posterior saved; with both, the last-layer one, said in a warning), `"lora"` or
+            `"last_layer"`.
         chunk_size: Completions per forward (and, for the LoRA subset, backward) pass; default 16.
         max_length: Tokens kept per completion (as when fitting).
         name, penalty, penalty_coef: See [`RewardModel`].
@@ -111,7 +116,12 @@ def _auto_path(model: str | os.PathLike):
         raise FileNotFoundError(
             f"No Laplace posterior next to {folder}; fit one with `trl-icrm laplace --model_name_or_path {folder}`."
         )
-    return _posterior_path(model, saved[0])
+    subset = "last_layer" if "last_layer" in saved else saved[0]
+    if len(saved) > 1:
+        logger.warning(
+            "%s holds Laplace posteriors of %s; using the %s one (pass subset=... to choose).", folder, saved, subset
+        )
+    return _posterior_path(model, subset)
 
 
 __all__ = ["LaplaceReward"]

@@ -94,6 +94,8 @@ def load_proxies(
         name = Path(str(path).rstrip("/")).name or str(path)
         if kind == "icrm":
             fixed = list(demonstrations) if demonstrations else None
+            if fixed is None:
+                print(f"Note: the ICRM proxy {name} scores zero-shot (no --demonstrations given).")
             proxies.append(load_reward(path, kind="icrm", fixed_demonstrations=fixed, allow_zero_shot=True, name=name))
         elif demonstrations:
             raise DemonstrationsError(
@@ -104,6 +106,22 @@ def load_proxies(
     return proxies
 
 
+def summary_rows(curve, num_rows: int = 6) -> list[str]:
+    """Rows `n | KL_bon | proxy | gold` of one curve at about `num_rows` values of n (the first, the last and
+    log-spaced ones between), each value the estimated expectation over prompts."""
+    import numpy as np
+
+    picks = sorted({int(i) for i in np.unique(np.geomspace(1, len(curve.ns), num_rows).round()) - 1})
+    proxy = curve.metrics.get("proxy", {}).get("mean")
+    rows = []
+    for i in picks:
+        proxy_value = f"{proxy[i]:8.3f}" if proxy is not None else "       -"
+        rows.append(
+            f"    {curve.ns[i]:5d} {curve.kl_bon[i]:8.3f} {proxy_value} {curve.metrics['gold']['mean'][i]:8.3f}"
+        )
+    return rows
+
+
 def print_summary(result: dict[str, Any], num_samples: int) -> None:
     timings = result["timings"]
     print(
@@ -112,11 +130,11 @@ def print_summary(result: dict[str, Any], num_samples: int) -> None:
         f"{timings['proxy_scoring_seconds']:.0f} s proxy, {timings['gold_scoring_seconds']:.0f} s gold)."
     )
     for curve in result["curves"]:
-        gold = curve.metrics["gold"]["mean"]
-        line = f"  {curve.name}: gold {gold[0]:.3f} (n=1), best {max(gold):.3f}, {gold[-1]:.3f} (n={curve.ns[-1]})"
-        if curve.num_prompts_skipped:
-            line += f" ({curve.num_prompts_skipped} prompts skipped: missing scores)"
-        print(line)
+        skipped = (
+            f" ({curve.num_prompts_skipped} prompts skipped: missing scores)" if curve.num_prompts_skipped else ""
+        )
+        print(f"  {curve.name}{skipped}\n        n   KL_bon    proxy     gold")
+        print("\n".join(summary_rows(curve)))
     for kind, path in result["files"].items():
         print(f"  {kind}: {path}")
 

@@ -85,7 +85,9 @@ GRPO_DEFAULTS = {
     "lr_scheduler_type": "constant",
     "logging_steps": 1,
     "report_to": [],
-    "save_strategy": "no",
+    "save_strategy": "steps",
+    "save_steps": 50,
+    "save_total_limit": 1,
     "seed": 0,
 }
 """Defaults of the command (also in `recipes/smollm2-135m/grpo/config_*.yaml`): a run on CPU with the embedded model in

@@ -7,45 +7,61 @@ marginal likelihood and saves the posterior next to the model (`laplace_<subset>
 then loads the model as a `laplace` reward: MAP reward and predictive variance per completion, for the `lcb` (std) and
 `var_penalty` penalties, ensembles, best-of-N, GRPO/RLOO and the reward server.
 
-`--subset lora` (Kronecker-factored, the default) needs the LoRA adapter (train with `--no_merge_lora`); `--subset
-last_layer` (the score head, dense) works with any BT model and is the cheap one. The pairs are split as `trl-icrm
-train` split them (same `--eval_fraction` and `--seed`), so the posterior sees the training pairs only; with
-`--evaluate` the held-out pairs give the MAP and Laplace calibration (written to `laplace_<subset>_eval.json`).
+`--subset last_layer` (the score head, dense; the default) works with any BT model, is the cheap one and, at the data
+scale of a few hundred pairs, the better calibrated one (docs/method.md); `--subset lora` (Kronecker-factored) needs
+the LoRA adapter (train with `--no_merge_lora`). The pairs are the training run's: with no `--dataset_name`, the data
+set, split and seed that `trl-icrm train` recorded in the model folder (`reward_model_metrics.json`), so the posterior
+sees the training pairs only; with `--evaluate` the held-out pairs give the MAP and Laplace calibration (written to
+`laplace_<subset>_eval.json`).
 
+    trl-icrm train --method bt --output_dir outputs/math-bt
+    trl-icrm laplace --model_name_or_path outputs/math-bt --evaluate
     trl-icrm train --method bt --no_merge_lora --output_dir outputs/math-bt-lora
-    trl-icrm laplace --model_name_or_path outputs/math-bt-lora
-    trl-icrm laplace --model_name_or_path outputs/math-bt --subset last_layer --evaluate
+    trl-icrm laplace --model_name_or_path outputs/math-bt-lora --subset lora
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from trl import ScriptArguments
+
 from ..data.math_preferences import DEFAULT_PREFERENCES_DIR
 from ._common import command_parser
 
 
+TRAINING_RECORD = "reward_model_metrics.json"
+"""The file in which `trl-icrm train` records its data set, split and seed (its `data` entry)."""
+
+
 @dataclass
-class LaplaceScriptArguments:
-    """Arguments of `trl-icrm laplace`."""
+class LaplaceScriptArguments(ScriptArguments):
+    """Arguments of `trl-icrm laplace`: the model, TRL's data set arguments (by default the training run's) and the
+    posterior's."""
 
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "The BT reward model folder (a LoRA adapter folder for --subset lora)."}
     )
-    dataset_path: str = field(
-        default=DEFAULT_PREFERENCES_DIR, metadata={"help": "Its preference pairs (`trl-icrm build-math-preferences`)."}
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Its preference pairs, as for `trl-icrm train` (default: the data set the model was trained on)."
+        },
     )
-    eval_fraction: float = field(
-        default=0.1, metadata={"help": "Share of pairs held out, as `trl-icrm train` held them out (0: none)."}
+    eval_fraction: float | None = field(
+        default=None, metadata={"help": "Share of pairs held out (default: the training run's, else 0.1)."}
     )
-    seed: int = field(default=42, metadata={"help": "Seed of the split (the training run's `--seed`)."})
+    seed: int | None = field(
+        default=None, metadata={"help": "Seed of the split (default: the training run's, else 42)."}
+    )
     num_pairs: int | None = field(default=None, metadata={"help": "Use only the first training pairs (none: all)."})
     subset: str = field(
-        default="lora",
+        default="last_layer",
         metadata={"help": "Weights of the posterior: 'lora' or 'last_layer'.", "choices": ["lora", "last_layer"]},
     )
     hessian_structure: str | None = field(
@@ -68,18 +84,50 @@ class LaplaceScriptArguments:
     def __post_init__(self):
         if self.batch_size < 1 or self.max_length < 1:
             raise ValueError("batch_size and max_length must be >= 1.")
-        if not 0 <= self.eval_fraction < 1:
+        if self.eval_fraction is not None and not 0 <= self.eval_fraction < 1:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}.")
         if not self.prior_precision > 0:
             raise ValueError(f"prior_precision must be > 0, got {self.prior_precision}.")
 
 
-def load_pairs(args: LaplaceScriptArguments) -> tuple[Any, Any]:
-    """`(training pairs, held-out pairs or None)`, split as `trl-icrm train` splits them
-    (`trl_icrm.data.math_preferences.load_preference_split`)."""
-    from ..data.math_preferences import load_preference_split
+def training_data(args: LaplaceScriptArguments) -> dict[str, Any]:
+    """The data set, splits and seed of the pairs: the flags given, else what `trl-icrm train` recorded in the model
+    folder, else the math recipe's pairs with `trl-icrm train`'s defaults."""
+    record_path = os.path.join(args.model_name_or_path, TRAINING_RECORD)
+    recorded = {}
+    if os.path.isfile(record_path):
+        with open(record_path, encoding="utf-8") as handle:
+            recorded = json.load(handle).get("data") or {}
+    data = {
+        "dataset_name": DEFAULT_PREFERENCES_DIR,
+        "dataset_config": None,
+        "dataset_train_split": "train",
+        "dataset_test_split": "test",
+        "eval_fraction": 0.1,
+        "seed": 42,
+        **recorded,
+    }
+    if args.dataset_name is not None:  # another data set: its own splits
+        data.update(dataset_name=args.dataset_name, dataset_config=args.dataset_config)
+        data.update(dataset_train_split=args.dataset_train_split, dataset_test_split=args.dataset_test_split)
+    data.update({key: getattr(args, key) for key in ("eval_fraction", "seed") if getattr(args, key) is not None})
+    return data
 
-    return load_preference_split(args.dataset_path, args.eval_fraction, args.seed, args.num_pairs)
+
+def load_pairs(args: LaplaceScriptArguments) -> tuple[Any, Any]:
+    """`(training pairs, held-out pairs or None)`, split as `trl-icrm train` split them ([`training_data`])."""
+    from ..data.preferences import load_training_pairs
+
+    data = training_data(args)
+    if data["dataset_name"] == DEFAULT_PREFERENCES_DIR and not os.path.isdir(DEFAULT_PREFERENCES_DIR):
+        raise FileNotFoundError(
+            f"No preference pairs: give --dataset_name (the pairs {args.model_name_or_path} was trained on); the "
+            f"default, {DEFAULT_PREFERENCES_DIR}, is not there."
+        )
+    train, held_out = load_training_pairs(**data)
+    if args.num_pairs is not None:
+        train = train.select(range(min(args.num_pairs, len(train))))
+    return train, held_out
 
 
 def main(args: LaplaceScriptArguments) -> dict[str, Any]:
@@ -107,6 +155,7 @@ def main(args: LaplaceScriptArguments) -> dict[str, Any]:
         args.progress_bar,
     )
     summary = {**describe(posterior), "fit_seconds": time.perf_counter() - started}
+    summary["std_to_spread"] = _check_spread(posterior, tokenizer, train, args)
     summary["path"] = posterior.save(args.model_name_or_path)
     if args.evaluate and held_out is not None:
         summary["eval"] = _evaluate(posterior, tokenizer, held_out, args)
@@ -115,6 +164,22 @@ def main(args: LaplaceScriptArguments) -> dict[str, Any]:
         f"prior precision {summary['prior_precision']:.4g}) fitted in {summary['fit_seconds']:.0f} s: {summary['path']}"
     )
     return summary
+
+
+def _check_spread(posterior, tokenizer, train, args, num_pairs: int = 64) -> float:
+    """The predictive std over the spread of the MAP rewards on (up to `num_pairs`) training pairs, with a warning
+    when the std dwarfs the spread (an `lcb` penalty would then rank by uncertainty alone)."""
+    from ..laplace.evaluation import STD_TO_SPREAD_WARNING, pair_predictions, std_to_spread
+
+    sample = train.select(range(min(num_pairs, len(train))))
+    ratio = std_to_spread(pair_predictions(posterior, tokenizer, sample, max_length=args.max_length))
+    if ratio > STD_TO_SPREAD_WARNING:
+        remedy = "fit on more pairs" + (", use --subset last_layer" if args.subset != "last_layer" else "")
+        print(
+            f"Warning: the predictive std of the rewards is {ratio:.1f}x their spread on the training pairs: `lcb` "
+            f"and `var_penalty` would rank completions by uncertainty alone ({remedy}, or use a smaller penalty_coef)."
+        )
+    return ratio
 
 
 def _evaluate(posterior, tokenizer, held_out, args) -> dict[str, Any]:

@@ -26,14 +26,18 @@ import argparse
 import os
 from dataclasses import asdict, dataclass, field
 
-from ..experiments.math_grpo import DEFAULT_PREFERENCES_DIR, DEFAULT_REWARD_MODEL_DIRS, load_preferences
+from trl import ScriptArguments
+
+from ..data.math_preferences import DEFAULT_PREFERENCES_DIR
+from ..experiments.math_grpo import DEFAULT_REWARD_MODEL_DIRS
 from ..models import LORA_TARGET_MODULES
 from ._model_args import apply_model_args
 
 
 @dataclass
-class TrainScriptArguments:
-    """Arguments of `trl-icrm train` (besides `ICRMConfig` and `ModelConfig`)."""
+class TrainScriptArguments(ScriptArguments):
+    """Arguments of `trl-icrm train` (besides `ICRMConfig` and `ModelConfig`): TRL's data set arguments
+    (`--dataset_name`, `--dataset_config`, `--dataset_train_split`, `--dataset_test_split`) and the method's."""
 
     method: str = field(
         default="icrm",
@@ -42,10 +46,18 @@ class TrainScriptArguments:
             "choices": ["icrm", "bt", "vrm"],
         },
     )
-    dataset_path: str = field(
-        default=DEFAULT_PREFERENCES_DIR, metadata={"help": "Pairs saved by `trl-icrm build-math-preferences`."}
+    dataset_name: str = field(
+        default=DEFAULT_PREFERENCES_DIR,
+        metadata={
+            "help": "Preference pairs: a hub id, a local folder (also one saved with `save_to_disk`) or a .json/"
+            ".jsonl/.csv/.parquet file (optionally compressed); explicit or implicit prompt, standard or "
+            "conversational, or HH-RLHF transcripts. Default: the pairs of `trl-icrm build-math-preferences`."
+        },
     )
-    eval_fraction: float = field(default=0.1, metadata={"help": "Share of pairs held out for evaluation (0: none)."})
+    eval_fraction: float = field(
+        default=0.1,
+        metadata={"help": "Share of pairs held out for evaluation when the data set has no test split (0: none)."},
+    )
     eval_demonstrations: int = field(default=2, metadata={"help": "Demonstrations per pair when evaluating ICRM."})
     merge_lora: bool = field(
         default=True,
@@ -73,108 +85,112 @@ TRAIN_DEFAULTS = {
     "overlong_query": "skip",
     "gradient_checkpointing": False,
     "logging_steps": 5,
-    "save_strategy": "no",
+    "save_strategy": "steps",
+    "save_steps": 50,
+    "save_total_limit": 1,
     "report_to": [],
 }
 """Defaults of the command (also in `recipes/smollm2-135m/reward/config_*.yaml`): LoRA on the embedded model, CPU."""
 
 
-def split_pairs(dataset, eval_fraction: float, seed: int):
-    """(train, eval or None): a random `eval_fraction` of the pairs held out."""
-    if eval_fraction <= 0 or len(dataset) < 4:
-        return dataset, None
-    split = dataset.train_test_split(test_size=eval_fraction, seed=seed)
-    return split["train"], split["test"]
-
-
-def _train_icrm(script_args, training_args, model_args, train, evaluation) -> tuple[object, dict]:
-    from trl import get_peft_config, get_quantization_config
-
-    from ..trainer import ICRMRewardTrainer
-
-    trainer = ICRMRewardTrainer(
-        model_args.model_name_or_path,
-        args=training_args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        peft_config=get_peft_config(model_args),
-        quantization_config=get_quantization_config(model_args),
-    )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = {}
-    if evaluation is not None:
-        for k in sorted({0, script_args.eval_demonstrations}):
-            metrics[f"{k} demonstrations"] = trainer.evaluate(evaluation, num_demonstrations=k)
-    trainer.save_model(training_args.output_dir)
-    return trainer, metrics
-
-
-def _train_bt(training_args, model_args, train, evaluation, merge_lora: bool = True) -> tuple[object, dict]:
+def build_trainer(script_args, training_args, model_args, vrm_args, train, evaluation):
+    """The trainer of `--method`: `ICRMRewardTrainer`, `VRMRewardTrainer` or `trl.RewardTrainer` (BT), on the same
+    pairs, with the same training arguments and LoRA settings."""
     from trl import RewardTrainer, get_peft_config, get_quantization_config
 
-    from ..trainer import bt_config_from, save_reward_model
+    from ..trainer import ICRMRewardTrainer, VRMConfig, VRMRewardTrainer, bt_config_from
     from ..utils.default_model import resolve_model_name_or_path
 
-    trainer = RewardTrainer(
-        resolve_model_name_or_path(model_args.model_name_or_path),
-        args=bt_config_from(training_args),
-        train_dataset=train,
-        eval_dataset=evaluation,
-        peft_config=get_peft_config(model_args),
-        quantization_config=get_quantization_config(model_args),
-    )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = {"bt": trainer.evaluate(evaluation)} if evaluation is not None else {}
-    save_reward_model(trainer, training_args.output_dir, merge=merge_lora)  # merged: a plain one-output classifier
-    return trainer, metrics
-
-
-def _train_vrm(training_args, vrm_args, model_args, train, evaluation) -> tuple[object, dict]:
-    from trl import get_peft_config, get_quantization_config
-
-    from ..trainer import VRMConfig, VRMRewardTrainer, bt_config_from
-
-    args = bt_config_from(training_args, VRMConfig, **(asdict(vrm_args) if vrm_args is not None else {}))
-    trainer = VRMRewardTrainer(
-        model_args.model_name_or_path,
+    model = model_args.model_name_or_path
+    if script_args.method == "icrm":
+        trainer_class, args = ICRMRewardTrainer, training_args
+    elif script_args.method == "vrm":
+        trainer_class = VRMRewardTrainer
+        args = bt_config_from(training_args, VRMConfig, **(asdict(vrm_args) if vrm_args is not None else {}))
+    else:
+        trainer_class, args, model = RewardTrainer, bt_config_from(training_args), resolve_model_name_or_path(model)
+    return trainer_class(
+        model,
         args=args,
         train_dataset=train,
         eval_dataset=evaluation,
         peft_config=get_peft_config(model_args),
         quantization_config=get_quantization_config(model_args),
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = {"vrm": trainer.evaluate(evaluation)} if evaluation is not None else {}
-    trainer.save_model(training_args.output_dir)
-    return trainer, metrics
+
+
+def evaluate_and_save(trainer, script_args, output_dir: str, evaluation) -> dict:
+    """Held-out metrics (ICRM: with 0 and `eval_demonstrations` demonstrations) and the saved model; a BT LoRA model
+    is saved merged (a plain one-output classifier) unless `--no_merge_lora`."""
+    from ..trainer import save_reward_model
+
+    metrics = {}
+    if evaluation is not None and script_args.method == "icrm":
+        for k in sorted({0, script_args.eval_demonstrations}):
+            metrics[f"{k} demonstrations"] = trainer.evaluate(evaluation, num_demonstrations=k)
+    elif evaluation is not None:
+        metrics[script_args.method] = trainer.evaluate(evaluation)
+    if script_args.method == "bt":
+        save_reward_model(trainer, output_dir, merge=script_args.merge_lora)
+    else:
+        trainer.save_model(output_dir)
+    return metrics
 
 
 DEFAULT_VRM_DIR = "outputs/math-vrm"
 
 
+def load_pairs(script_args: TrainScriptArguments, training_args) -> tuple[object, object]:
+    """(train, eval or None) pairs in the explicit-prompt format: the data set's test split, else a seeded
+    `eval_fraction` of its training pairs; ICRM keeps the group (and soft-label) column."""
+    from ..data.preferences import load_training_pairs
+
+    if script_args.dataset_streaming:
+        raise SystemExit("trl-icrm train reads map-style data sets: --dataset_streaming is not supported.")
+    extra = (training_args.group_column, training_args.label_column) if script_args.method == "icrm" else ()
+    return load_training_pairs(
+        script_args.dataset_name,
+        script_args.dataset_config,
+        script_args.dataset_train_split,
+        script_args.dataset_test_split,
+        eval_fraction=script_args.eval_fraction,
+        seed=training_args.seed,
+        extra_columns=extra,
+    )
+
+
+def data_record(script_args: TrainScriptArguments, training_args) -> dict:
+    """Where the pairs came from and how they were split: `trl-icrm laplace` reads it to split them the same way."""
+    return {
+        "dataset_name": script_args.dataset_name,
+        "dataset_config": script_args.dataset_config,
+        "dataset_train_split": script_args.dataset_train_split,
+        "dataset_test_split": script_args.dataset_test_split,
+        "eval_fraction": script_args.eval_fraction,
+        "seed": training_args.seed,
+    }
+
+
 def main(script_args: TrainScriptArguments, training_args, model_args, vrm_args=None) -> dict:
     """Train the `--method` reward model; `vrm_args` holds the VRM-only flags (`VRMConfig` fields)."""
-    from ..utils.io import write_json
+    from ..utils.io import resume_checkpoint, write_json
 
-    if not os.path.isdir(script_args.dataset_path):
+    if script_args.dataset_name == DEFAULT_PREFERENCES_DIR and not os.path.isdir(DEFAULT_PREFERENCES_DIR):
         raise SystemExit(
-            f"No preference pairs at {script_args.dataset_path}. Make them first:\n\n"
-            f"    trl-icrm build-math-preferences --output_dir {script_args.dataset_path}\n"
+            f"No preference pairs given, and none at the default {DEFAULT_PREFERENCES_DIR}. Give --dataset_name (a hub "
+            "id, a folder or a .jsonl/.json/.csv/.parquet file), or build the math recipe's pairs first:\n\n"
+            f"    trl-icrm build-math-preferences --output_dir {DEFAULT_PREFERENCES_DIR}\n"
         )
     if script_args.method != "icrm" and training_args.output_dir == DEFAULT_REWARD_MODEL_DIRS["icrm"]:
         training_args.output_dir = DEFAULT_REWARD_MODEL_DIRS.get(script_args.method, DEFAULT_VRM_DIR)
     apply_model_args(model_args, training_args)
-    pairs = load_preferences(script_args.dataset_path)
-    columns = ["prompt", "chosen", "rejected"] + ([training_args.group_column] if script_args.method == "icrm" else [])
-    train, evaluation = split_pairs(pairs.select_columns(columns), script_args.eval_fraction, training_args.seed)
-    if script_args.method == "icrm":
-        trainer, metrics = _train_icrm(script_args, training_args, model_args, train, evaluation)
-    elif script_args.method == "vrm":
-        trainer, metrics = _train_vrm(training_args, vrm_args, model_args, train, evaluation)
-    else:
-        trainer, metrics = _train_bt(training_args, model_args, train, evaluation, script_args.merge_lora)
+    train, evaluation = load_pairs(script_args, training_args)
+    trainer = build_trainer(script_args, training_args, model_args, vrm_args, train, evaluation)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args.resume_from_checkpoint))
+    metrics = evaluate_and_save(trainer, script_args, training_args.output_dir, evaluation)
     results = {
         "method": script_args.method,
+        "data": data_record(script_args, training_args),
         "num_train_pairs": len(train),
         "num_eval_pairs": len(evaluation) if evaluation is not None else 0,
         "eval": metrics,

@@ -26,12 +26,7 @@ def icrm_model_card(
     dataset_name: str | None = None,
 ) -> str:
     """The README (YAML card data + markdown) of a saved ICRM reward model."""
-    card_data = {"library_name": "transformers", "tags": sorted(set(tags) | {"trl", "trl-icrm", "reward-model"})}
-    if base_model:
-        card_data["base_model"] = base_model
-    if dataset_name:
-        card_data["datasets"] = [dataset_name]
-    header = "\n".join(f"{key}: {json.dumps(value)}" for key, value in card_data.items())
+    header = _card_header(base_model, tags, dataset_name)
     trained_from = f"from `{base_model}`" if base_model else "from a causal-LM backbone"
     data = f" on `{dataset_name}`" if dataset_name else ""
     return f"""---
@@ -82,9 +77,12 @@ VRM_CITATION = """@article{vrm2026,
 
 
 def _card_header(base_model: str | None, tags: Sequence[str], dataset_name: str | None) -> str:
+    """The card's YAML data; the base model by its hub id (the embedded default model by the id of its weights)."""
+    from ..utils.default_model import hub_model_id
+
     card_data = {"library_name": "transformers", "tags": sorted(set(tags) | {"trl", "trl-icrm", "reward-model"})}
     if base_model:
-        card_data["base_model"] = base_model
+        card_data["base_model"] = hub_model_id(base_model)
     if dataset_name:
         card_data["datasets"] = [dataset_name]
     return "\n".join(f"{key}: {json.dumps(value)}" for key, value in card_data.items())

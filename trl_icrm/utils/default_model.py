@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "embedded:SmolLM2-135M-Instruct"
 """The name that every `model_name_or_path` argument of trl-icrm resolves to the embedded default model."""
 
+DEFAULT_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The hub id of the embedded default model (embedded as a 4-bit GGUF file of these weights): model cards name it."""
+
 CACHE_ENV_VAR = "TRL_ICRM_CACHE"
 """Environment variable naming trl-icrm's cache folder (default: `$XDG_CACHE_HOME/trl-icrm`, else `~/.cache/trl-icrm`)."""
 
@@ -95,6 +98,13 @@ def portable_model_name(name_or_path: str | os.PathLike) -> str:
     if os.path.isdir(path) and os.path.realpath(path) == os.path.realpath(converted_model_dir()):
         return DEFAULT_MODEL
     return path
+
+
+def hub_model_id(name_or_path: str | os.PathLike) -> str:
+    """The id under which a model card names a base model: [`DEFAULT_MODEL_HUB_ID`] for the embedded default model
+    (by name or its converted folder), else [`portable_model_name`]."""
+    portable = portable_model_name(name_or_path)
+    return DEFAULT_MODEL_HUB_ID if is_default_model(portable) else portable
 
 
 def default_model_path() -> str:

@@ -150,6 +150,21 @@ def check_model_folder(path: str | os.PathLike) -> None:
         )
 
 
+def resume_checkpoint(value: str | bool | None) -> str | bool | None:
+    """`--resume_from_checkpoint` the way TRL's commands read it: `true` resumes from the last checkpoint in the
+    output folder (`True` for `Trainer.train`), `false` or nothing starts afresh (`None`), anything else is a
+    checkpoint folder, which must exist."""
+    if value is None or value is False or str(value).strip().lower() in ("", "false", "no", "0"):
+        return None
+    if value is True or str(value).strip().lower() in ("true", "yes", "1"):
+        return True
+    if not os.path.isdir(value):
+        raise FileNotFoundError(
+            f"No checkpoint folder at {value!r} (--resume_from_checkpoint); give `true` for the last one."
+        )
+    return str(value)
+
+
 __all__ = [
     "INCOMPLETE_SAVE_MARKER",
     "IncompleteModelFolderError",
@@ -157,6 +172,7 @@ __all__ = [
     "saving_model",
     "json_safe",
     "new_figure",
+    "resume_checkpoint",
     "save_figure",
     "write_csv",
     "write_json",

@@ -170,7 +170,7 @@ def step_bt(args, out: Path, command: CommandRunner) -> None:
             "--no_merge_lora",
             "--model_name_or_path",
             args.model_name_or_path,
-            "--dataset_path",
+            "--dataset_name",
             str(out / "preferences"),
             "--output_dir",
             str(bt_dir(out, seed)),
@@ -195,7 +195,7 @@ def step_laplace(args, out: Path, command: CommandRunner) -> None:
                 "laplace",
                 "--model_name_or_path",
                 str(bt_dir(out, seed)),
-                "--dataset_path",
+                "--dataset_name",
                 str(out / "preferences"),
                 "--seed",
                 str(seed),
@@ -226,7 +226,7 @@ def train_proxy(args, out: Path, command: CommandRunner, method: str, steps: int
         method,
         "--model_name_or_path",
         args.model_name_or_path,
-        "--dataset_path",
+        "--dataset_name",
         str(out / "preferences"),
         "--output_dir",
         str(out / method),
@@ -372,14 +372,14 @@ def step_curves(args, out: Path, command: CommandRunner) -> None:
 
 def step_calibration(args, out: Path, command: CommandRunner) -> None:
     from ...data.builtin import concise_vs_detailed
-    from ...data.math_preferences import load_preference_split
+    from ...data.preferences import load_training_pairs
     from ...laplace import load_posterior
     from ...laplace.evaluation import calibration_summary, pair_predictions
     from ...utils.io import write_json
     from .report import plot_reliability
 
     seed = args.seeds[0]
-    _, held_out = load_preference_split(out / "preferences", LAPLACE_EVAL_FRACTION, seed)
+    _, held_out = load_training_pairs(str(out / "preferences"), eval_fraction=LAPLACE_EVAL_FRACTION, seed=seed)
     other = concise_vs_detailed()["test"]
     other = other.select(range(min(len(held_out), len(other))))
     results = {}

@@ -81,8 +81,8 @@ def run_best_of_n_experiment(
     started, cpu_started = time.perf_counter(), time.process_time()
     settings = dataclasses.replace(settings or BestOfNSettings(), **overrides)
     proxies = list(proxy) if isinstance(proxy, (list, tuple)) else [proxy]
-    check_proxies(proxies)
     penalties, ensembles = parse_pairs(settings.penalties, "penalty"), parse_pairs(settings.ensembles, "ensemble")
+    check_proxies(proxies, ensembles, settings.allow_mixed_scales)
     gold = gold if gold is not None else _math_verify()
     with_uncertainty = bool(penalties) and all(supports_uncertainty(p) for p in proxies)
     candidates, scores, laps = sample_and_score(

@@ -50,6 +50,9 @@ class BestOfNSettings:
             "for no ensemble curve."
         },
     )
+    allow_mixed_scales: bool = field(
+        default=False, metadata={"help": "Draw ensemble curves over proxies on different scales (e.g. BT and ICRM)."}
+    )
     ns: list[int] | None = field(
         default=None, metadata={"help": "The n values of the curves (none: 1..N); checked before any sampling."}
     )
@@ -124,10 +127,19 @@ class CandidateScores:
     gold_seconds: float = 0.0
 
 
-def check_proxies(proxies: Sequence[RewardFunc]) -> None:
-    """At least one proxy (the settings check their own values when made: [`BestOfNSettings`])."""
+def check_proxies(
+    proxies: Sequence[RewardFunc], ensembles: Sequence[Any] = (), allow_mixed_scales: bool = False
+) -> None:
+    """At least one proxy, and ensemble curves only over proxies on one scale (a BT score and an ICRM reward are
+    not on one scale) unless `allow_mixed_scales` (the settings check their own values: [`BestOfNSettings`])."""
     if not proxies:
         raise ValueError("run_best_of_n_experiment needs at least one proxy reward function.")
+    scales = {getattr(p, "__name__", repr(p)): getattr(p, "scale", "score") for p in proxies}
+    if ensembles and len(proxies) > 1 and len(set(scales.values())) > 1 and not allow_mixed_scales:
+        raise ValueError(
+            f"The ensemble curves would combine rewards on different scales {scales}; give proxies of one kind, "
+            "--ensembles none, or --allow_mixed_scales to combine them anyway."
+        )
 
 
 def experiment_prompts(
