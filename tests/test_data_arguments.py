@@ -51,7 +51,7 @@ def test_std_to_spread_measures_the_std_in_units_of_the_rewards_spread():
 def test_train_splits_a_data_set_without_test_split_and_records_it(tmp_path):
     from datasets import Dataset
 
-    from trl_icrm.data.preferences import load_training_pairs
+    from trl_icrm.data.loading import load_training_pairs
 
     rows = [{"prompt": f"p{i}", "chosen": "a", "rejected": "b", "group": "g", "extra": i} for i in range(20)]
     Dataset.from_list(rows).to_json(tmp_path / "pairs.jsonl")

@@ -8,7 +8,7 @@ verifiable answers. Its data, built here:
   or a hub dataset with GSM8K's schema) with a `group` column ([`group_of`]);
 - preference pairs: [`build_preference_pairs`] turns sampled solutions labelled by the verifier into pairs (a correct
   solution chosen, an incorrect one rejected) that keep their group; [`load_preferences`] reads them back and
-  `trl_icrm.data.preferences.load_training_pairs` splits them as `trl-icrm train` does;
+  `trl_icrm.data.loading.load_training_pairs` splits them as `trl-icrm train` does;
 - demonstrations: [`add_demonstrations`] (with `trl_icrm.demonstrations.DemonstrationBank`) gives each GRPO prompt a
   `demonstrations` column of `{prompt, chosen, rejected}` pairs of its own group, never of the problem itself.
 

@@ -130,29 +130,7 @@ def split_pairs(dataset: Dataset, eval_fraction: float, seed: int) -> tuple[Data
 
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
-
-
-def load_training_pairs(
-    dataset_name: str,
-    dataset_config: str | None = None,
-    dataset_train_split: str = "train",
-    dataset_test_split: str | None = "test",
-    eval_fraction: float = 0.1,
-    seed: int = 42,
-    extra_columns: tuple[str, ...] = (),
-) -> tuple[Dataset, Dataset | None]:
-    """(train, eval or None): preference pairs of a data set named as TRL's `ScriptArguments` name it, in the
-    explicit-prompt format, reduced to `prompt`, `chosen`, `rejected` and those of `extra_columns` it has. Its test
-    split is the eval set where it has one; else a random `eval_fraction` of the training pairs ([`split_pairs`],
-    the same `seed` gives the same split)."""
-    from .loading import load_preference_splits
-
-    train, test = load_preference_splits(dataset_name, dataset_config, dataset_train_split, dataset_test_split)
-    columns = [c for c in (*PAIR_COLUMNS, *extra_columns) if c in train.column_names]
-    train = train.select_columns(columns)
-    if test is not None:
-        return train, test.select_columns([c for c in columns if c in test.column_names])
-    return split_pairs(train, eval_fraction, seed)
+"""The columns of a preference pair in the explicit-prompt format."""
 
 
 __all__ = [
@@ -160,7 +138,6 @@ __all__ = [
     "PAIR_COLUMNS",
     "PreferenceFormatError",
     "is_transcript",
-    "load_training_pairs",
     "parse_transcript",
     "preference_format",
     "split_pairs",

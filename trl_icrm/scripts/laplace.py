@@ -116,7 +116,7 @@ def training_data(args: LaplaceScriptArguments) -> dict[str, Any]:
 
 def load_pairs(args: LaplaceScriptArguments) -> tuple[Any, Any]:
     """`(training pairs, held-out pairs or None)`, split as `trl-icrm train` split them ([`training_data`])."""
-    from ..data.preferences import load_training_pairs
+    from ..data.loading import load_training_pairs
 
     data = training_data(args)
     if data["dataset_name"] == DEFAULT_PREFERENCES_DIR and not os.path.isdir(DEFAULT_PREFERENCES_DIR):

@@ -143,7 +143,7 @@ DEFAULT_VRM_DIR = "outputs/math-vrm"
 def load_pairs(script_args: TrainScriptArguments, training_args) -> tuple[object, object]:
     """(train, eval or None) pairs in the explicit-prompt format: the data set's test split, else a seeded
     `eval_fraction` of its training pairs; ICRM keeps the group (and soft-label) column."""
-    from ..data.preferences import load_training_pairs
+    from ..data.loading import load_training_pairs
 
     if script_args.dataset_streaming:
         raise SystemExit("trl-icrm train reads map-style data sets: --dataset_streaming is not supported.")

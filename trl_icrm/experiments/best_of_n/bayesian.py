@@ -372,7 +372,7 @@ def step_curves(args, out: Path, command: CommandRunner) -> None:
 
 def step_calibration(args, out: Path, command: CommandRunner) -> None:
     from ...data.builtin import concise_vs_detailed
-    from ...data.preferences import load_training_pairs
+    from ...data.loading import load_training_pairs
     from ...laplace import load_posterior
     from ...laplace.evaluation import calibration_summary, pair_predictions
     from ...utils.io import write_json
