@@ -16,11 +16,13 @@ batch["input_ids"].shape  # (2, 3)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -28,9 +30,9 @@ from datasets import Dataset
 from transformers import AutoTokenizer, PreTrainedModel
 from trl import RewardTrainer
 
-from .._trl_compat import preference_collator
+from .._trl_compat import check_reward_trainer, preference_collator
 from ..demonstrations import QueryTooLongError
-from ..models import prepare_tokenizer
+from ..models import prepare_tokenizer, unwrap_peft
 from ..utils.default_model import portable_model_name
 from ..utils.io import saving_model
 
@@ -183,11 +185,115 @@ def collate_pairs(
 
 
 class PairRewardTrainer(RewardTrainer):
-    """The base of the pair reward trainers: `trl.RewardTrainer` with per-pair metric records and saving.
+    """The base of the pair reward trainers: `trl.RewardTrainer` with the method's model loading, per-pair metric
+    records, saving and a model card.
 
-    A subclass sets `_pair_records` with [`_init_pair_records`], records per-pair values in `compute_loss` with
-    [`_record_pair_values`], and implements `create_model_card`.
+    A subclass names its config class (`_config_class`), its method (`_name`, `_heads`), loader (`_load_model`) and
+    settings (`_settings_from`, `_check_loaded_model`); it sets up its collator in `_setup`, records per-pair values
+    in `compute_loss` with [`_record_pair_values`], summarizes them in `_pair_summary` and writes its card in
+    `_model_card`.
     """
+
+    _config_class: type
+    _name: str
+    _heads: str = "the head"
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        args: Any = None,
+        data_collator: Any = None,
+        train_dataset: Dataset | None = None,
+        eval_dataset: Dataset | dict[str, Dataset] | None = None,
+        processing_class=None,
+        compute_metrics: Callable | None = None,
+        callbacks: list | None = None,
+        optimizers: tuple = (None, None),
+        optimizer_cls_and_kwargs: tuple | None = None,
+        preprocess_logits_for_metrics: Callable | None = None,
+        peft_config=None,
+        quantization_config=None,
+    ):
+        args = default_args(args, model, self._config_class, self._name)
+        model, processing_class, settings = self._model_for_training(
+            model, args, processing_class, quantization_config
+        )
+        use_sequence_classification(peft_config, self._name, self._heads)
+        data_collator = self._setup(settings, processing_class, args, data_collator)
+        self._init_pair_records()
+        with self._parent_init_view(model):
+            super().__init__(
+                model=model,
+                args=args,
+                data_collator=data_collator,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                compute_metrics=compute_metrics,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+                preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+                peft_config=peft_config,
+            )
+        check_reward_trainer(self)
+        self._after_init(args)
+
+    # Hooks of a method
+    @staticmethod
+    def _load_model(model_name_or_path, settings, **kwargs) -> tuple[PreTrainedModel, Any]:
+        raise NotImplementedError
+
+    def _settings_from(self, args: Any) -> Any:
+        raise NotImplementedError
+
+    def _check_loaded_model(self, model: PreTrainedModel) -> None:
+        """Raise a `ValueError` if an instantiated `model` is not one of the method's models."""
+
+    def _setup(self, settings: Any, processing_class, args: Any, data_collator: Any) -> Any:
+        """Keep the method's settings and return the collator to train with."""
+        raise NotImplementedError
+
+    def _after_init(self, args: Any) -> None:
+        """What the method does once `trl.RewardTrainer.__init__` has run (nothing by default)."""
+
+    def _parent_init_view(self, model: PreTrainedModel):
+        """The context in which `trl.RewardTrainer.__init__` runs (none by default)."""
+        return contextlib.nullcontext()
+
+    def _pair_summary(self, mode: str) -> dict[str, float]:
+        """The metrics logged from the per-pair records since the last log."""
+        return {}
+
+    def _model_card(self, model_name: str, base_model: str | None, tags: list[str], dataset_name: str | None) -> str:
+        raise NotImplementedError
+
+    def _model_for_training(self, model: str | PreTrainedModel, args: Any, processing_class, quantization_config=None):
+        """(model, tokenizer, settings): a path loaded with the method's head (new and seeded on a plain backbone,
+        quantized with `quantization_config` if given), or a loaded model checked against the settings in `args`."""
+        settings = self._settings_from(args)
+        if isinstance(model, (str, os.PathLike)):
+            model, tokenizer = load_model_from_path(
+                model, args, quantization_config, partial(self._load_model, settings=settings)
+            )
+            processing_class = processing_class or tokenizer
+        else:
+            self._check_loaded_model(model)
+            saved = getattr(model.config, self._name.lower(), None)
+            if saved is not None and type(settings).from_config(model.config) != settings:
+                raise ValueError(
+                    f"The model's saved {self._name} settings differ from those in `args`; a model keeps the settings "
+                    f"it was trained with. Model: {type(settings).from_config(model.config)}; args: {settings}."
+                )
+            settings.save_to_config(model.config)
+            warn_unused_init_kwargs(args, quantization_config)
+        return model, tokenizer_for(model, processing_class, args.trust_remote_code), settings
+
+    def _center_rewards(self, loss: torch.Tensor, rewards_a: torch.Tensor, rewards_b: torch.Tensor) -> torch.Tensor:
+        """`loss` plus TRL's centering term, `center_rewards_coefficient * mean((r_a + r_b) ** 2)`, when it is set."""
+        if self.args.center_rewards_coefficient is None:
+            return loss
+        return loss + self.args.center_rewards_coefficient * torch.mean((rewards_a + rewards_b) ** 2)
 
     def _init_pair_records(self) -> None:
         self._pair_records: dict[str, dict[str, list[torch.Tensor]]] = {
@@ -223,8 +329,11 @@ class PairRewardTrainer(RewardTrainer):
             self._metric_key_prefix = outer
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """TRL's `RewardTrainer.log`, with the evaluation metrics under the prefix of the running evaluation (TRL
-        always writes `eval_`)."""
+        """TRL's `RewardTrainer.log` with the pair metrics ([`_pair_summary`]), the evaluation metrics under the
+        prefix of the running evaluation (TRL always writes `eval_`)."""
+        mode = "train" if self.model.training else "eval"
+        for key, value in self._pair_summary(mode).items():
+            self._metrics[mode][key] = [value]
         if not self.model.training and self._metrics["eval"]:
             prefix = getattr(self, "_metric_key_prefix", "eval")
             logs.update(
@@ -268,7 +377,26 @@ class PairRewardTrainer(RewardTrainer):
         if self.args.should_save and not _internal_call:
             self.create_model_card(output_dir=output_dir)
 
-    def _write_model_card(self, card: str, output_dir: str) -> None:
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        output_dir: str | None = None,
+    ) -> None:
+        """Write the method's model card (`README.md`, [`_model_card`]): the base model, how to score the model and
+        its settings (TRL's reward-model card would offer a `pipeline` quick start that these models cannot serve)."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = output_dir or self.args.output_dir
+        base = getattr(unwrap_peft(self.model).config, "name_or_path", None)
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        card = self._model_card(
+            model_name or os.path.basename(os.path.normpath(output_dir)),
+            portable_model_name(base) if base else None,
+            [*tags, *self._tag_names],
+            dataset_name,
+        )
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
             handle.write(card)

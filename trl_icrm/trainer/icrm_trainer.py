@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,7 @@ from torch.utils.data import Sampler
 from transformers import PreTrainedModel, TrainerCallback
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
-from .._trl_compat import check_reward_trainer, data_collator_mixin
+from .._trl_compat import data_collator_mixin
 from ..demonstrations import DemonstrationBank, DemonstrationRenderer, seeded_rng
 from ..evaluation.calibration import expected_calibration_error
 from ..icrm.modeling import ICRMSettings, load_icrm_model, split_heads
@@ -32,18 +30,12 @@ from ..models import (
     prefix_sharing_problem,
     unwrap_peft,
 )
-from ..utils.default_model import portable_model_name
 from .base import (
     PairRewardTrainer,
     apply_length_policy,
     check_pair_dataset,
     check_responses,
     collate_pairs,
-    default_args,
-    load_model_from_path,
-    tokenizer_for,
-    use_sequence_classification,
-    warn_unused_init_kwargs,
 )
 from .icrm_config import ICRMConfig
 from .model_card import icrm_model_card
@@ -228,31 +220,6 @@ def _single_label_view(model: PreTrainedModel):
         config.id2label, config.label2id = id2label, label2id
 
 
-def _model_for_training(model: str | PreTrainedModel, args: ICRMConfig, processing_class, quantization_config=None):
-    """(model, tokenizer, settings): a model path loaded with a two-output head (seeded, quantized with
-    `quantization_config` if given), or a loaded model checked against the settings in `args`."""
-    settings = args.icrm_settings()
-    if isinstance(model, (str, os.PathLike)):
-        model, tokenizer = load_model_from_path(
-            model, args, quantization_config, partial(load_icrm_model, settings=settings)
-        )
-        processing_class = processing_class or tokenizer
-    elif getattr(model.config, "num_labels", None) != 2:
-        raise ValueError(
-            f"An ICRM model has two outputs (reward, confidence); got num_labels={model.config.num_labels}. "
-            "Load it with `trl_icrm.load_icrm_model` or pass a model path."
-        )
-    elif getattr(model.config, "icrm", None) is not None and ICRMSettings.from_config(model.config) != settings:
-        raise ValueError(
-            "The model's saved ICRM settings differ from those in `args`; a model keeps the settings it was "
-            f"trained with. Model: {ICRMSettings.from_config(model.config)}; args: {settings}."
-        )
-    else:
-        settings.save_to_config(model.config)
-        warn_unused_init_kwargs(args, quantization_config)
-    return model, tokenizer_for(model, processing_class, args.trust_remote_code), settings
-
-
 def _check_row(example: dict[str, Any], index: int, group_column: str, label_column: str | None, name: str) -> None:
     """Raise a `ValueError` naming the row and column of a response that is not text, a missing group or a
     non-numeric label."""
@@ -356,50 +323,34 @@ class ICRMRewardTrainer(PairRewardTrainer):
     _tag_names = ["trl", "reward-trainer", "icrm"]
     _name = "ICRM"
 
-    def __init__(
-        self,
-        model: str | PreTrainedModel,
-        args: ICRMConfig | None = None,
-        data_collator: DataCollatorForICRM | None = None,
-        train_dataset: Dataset | None = None,
-        eval_dataset: Dataset | dict[str, Dataset] | None = None,
-        processing_class=None,
-        compute_metrics: Callable | None = None,
-        callbacks: list[TrainerCallback] | None = None,
-        optimizers: tuple = (None, None),
-        optimizer_cls_and_kwargs: tuple | None = None,
-        preprocess_logits_for_metrics: Callable | None = None,
-        peft_config=None,
-        quantization_config=None,
-    ):
-        args = default_args(args, model, ICRMConfig, "ICRM")
-        model, processing_class, settings = _model_for_training(model, args, processing_class, quantization_config)
-        use_sequence_classification(peft_config)
+    _config_class = ICRMConfig
+    _heads = "the two heads"
+    _load_model = staticmethod(load_icrm_model)
+
+    def _after_init(self, args: ICRMConfig) -> None:
+        self.add_callback(_RedrawDemonstrationsEachEpoch(self._icrm_collator))
+        self._share_prefix = self._resolve_prefix_sharing(args.share_demonstration_prefix)
+
+    def _settings_from(self, args: ICRMConfig) -> ICRMSettings:
+        return args.icrm_settings()
+
+    def _check_loaded_model(self, model: PreTrainedModel) -> None:
+        if getattr(model.config, "num_labels", None) != 2:
+            raise ValueError(
+                f"An ICRM model has two outputs (reward, confidence); got num_labels={model.config.num_labels}. "
+                "Load it with `trl_icrm.load_icrm_model` or pass a model path."
+            )
+
+    def _setup(self, settings: ICRMSettings, processing_class, args: ICRMConfig, data_collator):
         self._icrm_settings = settings
         self._icrm_renderer = DemonstrationRenderer(processing_class, settings.template)
         self._icrm_collator = data_collator or DataCollatorForICRM.from_config(
             self._icrm_renderer, processing_class.pad_token_id, args
         )
-        self._init_pair_records()
+        return self._icrm_collator
 
-        with _single_label_view(model):
-            super().__init__(
-                model=model,
-                args=args,
-                data_collator=self._icrm_collator,
-                train_dataset=train_dataset,
-                eval_dataset=eval_dataset,
-                processing_class=processing_class,
-                compute_metrics=compute_metrics,
-                callbacks=callbacks,
-                optimizers=optimizers,
-                optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
-                preprocess_logits_for_metrics=preprocess_logits_for_metrics,
-                peft_config=peft_config,
-            )
-        check_reward_trainer(self)
-        self.add_callback(_RedrawDemonstrationsEachEpoch(self._icrm_collator))
-        self._share_prefix = self._resolve_prefix_sharing(args.share_demonstration_prefix)
+    def _parent_init_view(self, model: PreTrainedModel):
+        return _single_label_view(model)
 
     def _resolve_prefix_sharing(self, wanted: bool | None) -> bool:
         """Whether pairs are scored with their shared demonstration prefix encoded once (see `ICRMConfig`)."""
@@ -539,9 +490,7 @@ class ICRMRewardTrainer(PairRewardTrainer):
             kl_coef=settings.kl_coef,
             eps=settings.eps,
         )
-        loss = out.loss
-        if self.args.center_rewards_coefficient is not None:
-            loss = loss + self.args.center_rewards_coefficient * torch.mean((rewards_chosen + rewards_rejected) ** 2)
+        loss = self._center_rewards(out.loss, rewards_chosen, rewards_rejected)
 
         margin = (rewards_chosen - rewards_rejected).detach()
         self._record_metrics(mode, inputs["attention_mask"], out, labels, margin, num_demonstrations, num_dropped)
@@ -605,38 +554,19 @@ class ICRMRewardTrainer(PairRewardTrainer):
             summary["ece"] = expected_calibration_error(probabilities, outcomes, self.args.ece_bins)
         return summary
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        mode = "train" if self.model.training else "eval"
-        for key, value in self._pair_summary(mode).items():
-            self._metrics[mode][key] = [value]
-        super().log(logs, start_time)
-
-    def create_model_card(
-        self,
-        model_name: str | None = None,
-        dataset_name: str | None = None,
-        tags: str | list[str] | None = None,
-        output_dir: str | None = None,
-    ) -> None:
-        """Write the ICRM model card (`README.md`): the base model, that the model reads demonstrations, how to score
-        with [`~trl_icrm.ICRMReward`], its settings and the method's citation (TRL's reward-model card would offer a
-        `pipeline` quick start that a two-head model cannot serve)."""
-        if not self.is_world_process_zero():
-            return
-        output_dir = output_dir or self.args.output_dir
-        base = getattr(unwrap_peft(self.model).config, "name_or_path", None)
-        tags = [tags] if isinstance(tags, str) else list(tags or [])
-        card = icrm_model_card(
-            model_name or os.path.basename(os.path.normpath(output_dir)),
-            portable_model_name(base) if base else None,
+    def _model_card(self, model_name: str, base_model: str | None, tags: list[str], dataset_name: str | None) -> str:
+        """The ICRM model card: the base model, that the model reads demonstrations, how to score with
+        [`~trl_icrm.ICRMReward`], its settings and the method's citation."""
+        return icrm_model_card(
+            model_name,
+            base_model,
             self._icrm_settings.to_dict(),
             self.args.min_demonstrations,
             self.args.max_demonstrations,
             self.args.max_length,
-            tags=[*tags, *self._tag_names],
+            tags=tags,
             dataset_name=dataset_name,
         )
-        self._write_model_card(card, output_dir)
 
     def demonstration_pools(self) -> dict[str, DemonstrationPool]:
         """The demonstration pools of the prepared datasets, by key (`"<dataset name>/<serial>"`)."""

@@ -4,20 +4,16 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import PreTrainedModel, TrainerCallback
+from transformers import PreTrainedModel
 
-from .._trl_compat import check_reward_trainer, data_collator_mixin
+from .._trl_compat import data_collator_mixin
 from ..demonstrations import DemonstrationRenderer
 from ..models import unwrap_peft
-from ..utils.default_model import portable_model_name
 from ..vrm.modeling import VRMHead, VRMSettings, encode_prompt, load_vrm_model, prompt_length, vrm_forward
 from ..vrm.objective import mean_weights, vrm_loss
 from .base import (
@@ -26,11 +22,6 @@ from .base import (
     check_pair_dataset,
     check_responses,
     collate_pairs,
-    default_args,
-    load_model_from_path,
-    tokenizer_for,
-    use_sequence_classification,
-    warn_unused_init_kwargs,
 )
 from .model_card import vrm_model_card
 from .vrm_config import VRMConfig
@@ -58,31 +49,6 @@ class DataCollatorForVRM(data_collator_mixin()):
         batch = collate_pairs(pairs, self.pad_token_id, self.pad_to_multiple_of)
         batch["vrm_prompt_lengths"] = torch.tensor([int(example["vrm_prompt_length"]) for example in examples])
         return batch
-
-
-def _model_for_training(model: str | PreTrainedModel, args: VRMConfig, processing_class, quantization_config=None):
-    """(model, tokenizer, settings): a path loaded with a VRM head (new and seeded on a plain backbone), or a loaded
-    VRM model checked against the settings in `args`."""
-    settings = args.vrm_settings()
-    if isinstance(model, (str, os.PathLike)):
-        load = partial(load_vrm_model, settings=settings)
-        model, tokenizer = load_model_from_path(model, args, quantization_config, load)
-        processing_class = processing_class or tokenizer
-    elif not isinstance(getattr(unwrap_peft(model), "score", None), VRMHead):
-        raise ValueError(
-            "A VRM model is a sequence classifier whose `score` head is a VRMHead; this model's is "
-            f"{type(getattr(unwrap_peft(model), 'score', None)).__name__}. Load it with "
-            "`trl_icrm.vrm.modeling.load_vrm_model` or pass a model path."
-        )
-    elif getattr(model.config, "vrm", None) is not None and VRMSettings.from_config(model.config) != settings:
-        raise ValueError(
-            "The model's saved VRM settings differ from those in `args`; a model keeps the settings it was trained "
-            f"with. Model: {VRMSettings.from_config(model.config)}; args: {settings}."
-        )
-    else:
-        settings.save_to_config(model.config)
-        warn_unused_init_kwargs(args, quantization_config)
-    return model, tokenizer_for(model, processing_class, args.trust_remote_code), settings
 
 
 class VRMRewardTrainer(PairRewardTrainer):
@@ -128,44 +94,26 @@ class VRMRewardTrainer(PairRewardTrainer):
     _tag_names = ["trl", "reward-trainer", "vrm"]
     _name = "VRM"
 
-    def __init__(
-        self,
-        model: str | PreTrainedModel,
-        args: VRMConfig | None = None,
-        data_collator: DataCollatorForVRM | None = None,
-        train_dataset: Dataset | None = None,
-        eval_dataset: Dataset | dict[str, Dataset] | None = None,
-        processing_class=None,
-        compute_metrics: Callable | None = None,
-        callbacks: list[TrainerCallback] | None = None,
-        optimizers: tuple = (None, None),
-        optimizer_cls_and_kwargs: tuple | None = None,
-        preprocess_logits_for_metrics: Callable | None = None,
-        peft_config=None,
-        quantization_config=None,
-    ):
-        args = default_args(args, model, VRMConfig, "VRM")
-        model, processing_class, settings = _model_for_training(model, args, processing_class, quantization_config)
-        use_sequence_classification(peft_config, "VRM", "the VRM head")
+    _config_class = VRMConfig
+    _heads = "the VRM head"
+    _load_model = staticmethod(load_vrm_model)
+
+    def _settings_from(self, args: VRMConfig) -> VRMSettings:
+        return args.vrm_settings()
+
+    def _check_loaded_model(self, model: PreTrainedModel) -> None:
+        head = getattr(unwrap_peft(model), "score", None)
+        if not isinstance(head, VRMHead):
+            raise ValueError(
+                "A VRM model is a sequence classifier whose `score` head is a VRMHead; this model's is "
+                f"{type(head).__name__}. Load it with `trl_icrm.vrm.modeling.load_vrm_model` or pass a model path."
+            )
+
+    def _setup(self, settings: VRMSettings, processing_class, args: VRMConfig, data_collator):
         self._vrm_settings = settings
         self._vrm_renderer = DemonstrationRenderer(processing_class)
-        self._init_pair_records()
         multiple = args.pad_to_multiple_of if isinstance(args.pad_to_multiple_of, int) else None
-        super().__init__(
-            model=model,
-            args=args,
-            data_collator=data_collator or DataCollatorForVRM(processing_class.pad_token_id, multiple),
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            compute_metrics=compute_metrics,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
-            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
-            peft_config=peft_config,
-        )
-        check_reward_trainer(self)
+        return data_collator or DataCollatorForVRM(processing_class.pad_token_id, multiple)
 
     # Data
     def _prepare_dataset(self, dataset, processing_class, args: VRMConfig, dataset_name: str) -> Dataset:
@@ -223,9 +171,7 @@ class VRMRewardTrainer(PairRewardTrainer):
             hinge_margin=s.hinge_margin,
             num_samples=s.train_samples,
         )
-        loss = out.loss
-        if self.args.center_rewards_coefficient is not None:
-            loss = loss + self.args.center_rewards_coefficient * torch.mean((out.reward_a + out.reward_b) ** 2)
+        loss = self._center_rewards(out.loss, out.reward_a, out.reward_b)
         weights = mean_weights(concentration.detach())
         values = {
             "accuracy": (out.margin > 0).float(),
@@ -241,36 +187,16 @@ class VRMRewardTrainer(PairRewardTrainer):
         rewards = torch.cat([out.reward_a, out.reward_b]).detach().unsqueeze(-1)
         return (loss, {"logits": rewards}) if return_outputs else loss
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        mode = "train" if self.model.training else "eval"
+    def _pair_summary(self, mode: str) -> dict[str, float]:
         records = self._take_pair_records(mode)
-        for name in _PAIR_METRICS:
-            if name in records:
-                self._metrics[mode][name] = [records[name].mean().item()]
-        super().log(logs, start_time)
+        return {name: records[name].mean().item() for name in _PAIR_METRICS if name in records}
 
-    def create_model_card(
-        self,
-        model_name: str | None = None,
-        dataset_name: str | None = None,
-        tags: str | list[str] | None = None,
-        output_dir: str | None = None,
-    ) -> None:
-        """Write the VRM model card (`README.md`): the base model, the latent structure, how to score it with
-        [`~trl_icrm.VRMReward`] and its settings."""
-        if not self.is_world_process_zero():
-            return
-        output_dir = output_dir or self.args.output_dir
-        base = getattr(unwrap_peft(self.model).config, "name_or_path", None)
-        tags = [tags] if isinstance(tags, str) else list(tags or [])
-        card = vrm_model_card(
-            model_name or os.path.basename(os.path.normpath(output_dir)),
-            portable_model_name(base) if base else None,
-            self._vrm_settings.to_dict(),
-            tags=[*tags, *self._tag_names],
-            dataset_name=dataset_name,
+    def _model_card(self, model_name: str, base_model: str | None, tags: list[str], dataset_name: str | None) -> str:
+        """The VRM model card: the base model, the latent structure, how to score it with [`~trl_icrm.VRMReward`]
+        and its settings."""
+        return vrm_model_card(
+            model_name, base_model, self._vrm_settings.to_dict(), tags=tags, dataset_name=dataset_name
         )
-        self._write_model_card(card, output_dir)
 
 
 __all__ = ["DataCollatorForVRM", "VRMRewardTrainer"]
