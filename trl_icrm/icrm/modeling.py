@@ -28,7 +28,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..demonstrations import DemonstrationTemplate
-from ..models.loading import describe_model_kind, load_sequence_classifier_with_head
+from ..models.loading import describe_model_kind, load_sequence_classifier_with_head, saved_settings
 
 
 ICRM_LABELS = {0: "reward", 1: "confidence"}
@@ -123,19 +123,13 @@ def load_icrm_model(
 
 def _settings_for(config, settings: ICRMSettings | None, name, allow_new_head: bool) -> ICRMSettings:
     """The saved settings of an ICRM config (refusing different ones), or `settings` (or the defaults) for a new head."""
-    saved = getattr(config, "icrm", None)
     if getattr(config, "vrm", None) is not None:
         raise ValueError(
             f"{name} is {describe_model_kind(config)}, not an ICRM reward model; it cannot be loaded or scored as one."
         )
+    saved = saved_settings(config, settings, ICRMSettings, "ICRM", name)
     if saved is not None:
-        saved_settings = ICRMSettings.from_dict(saved)
-        if settings is not None and settings != saved_settings:
-            raise ValueError(
-                f"{name} was trained with ICRM settings {saved_settings}; refusing to load it with different ones "
-                f"{settings}."
-            )
-        return saved_settings if settings is None else settings  # equal but for max_length: the caller's
+        return saved
     if not allow_new_head:
         raise ValueError(
             f"{name} is not a trained ICRM model (its config has no `icrm` settings); scoring with it would use a new, "

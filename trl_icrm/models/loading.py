@@ -49,6 +49,20 @@ def describe_model_kind(config) -> str:
     return "no trained reward model (its config has neither `icrm` nor `vrm` settings)"
 
 
+def saved_settings(config, settings: Any, settings_class: type, kind: str, name: str | os.PathLike) -> Any:
+    """The `kind` settings (`ICRM`, `VRM`) saved in `config.<kind>` as a `settings_class`, refusing `settings` that
+    differ (equal ones are returned: the caller's); `None` where the config has none saved."""
+    saved = getattr(config, kind.lower(), None)
+    if saved is None:
+        return None
+    saved = settings_class.from_dict(saved)
+    if settings is not None and settings != saved:
+        raise ValueError(
+            f"{name} was trained with {kind} settings {saved}; refusing to load it with different ones {settings}."
+        )
+    return saved if settings is None else settings
+
+
 def is_peft_folder(path: str | os.PathLike) -> bool:
     return Path(path, "adapter_config.json").is_file()
 

@@ -36,7 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
-from ..models.loading import backbone_and_head, describe_model_kind, load_sequence_classifier_with_head
+from ..models.loading import (
+    backbone_and_head,
+    describe_model_kind,
+    load_sequence_classifier_with_head,
+    saved_settings,
+)
 from .objective import SUPERVISION_LOSSES
 
 
@@ -169,15 +174,9 @@ def attach_vrm_head(model: PreTrainedModel, settings: VRMSettings) -> VRMHead:
 
 def _settings_for(config, settings: VRMSettings | None, name, allow_new_head: bool) -> tuple[VRMSettings, bool]:
     """(settings, saved): the saved settings of a VRM config (refusing different ones), or `settings` for a new head."""
-    saved = getattr(config, "vrm", None)
+    saved = saved_settings(config, settings, VRMSettings, "VRM", name)
     if saved is not None:
-        saved_settings = VRMSettings.from_dict(saved)
-        if settings is not None and settings != saved_settings:
-            raise ValueError(
-                f"{name} was trained with VRM settings {saved_settings}; refusing to load it with different ones "
-                f"{settings}."
-            )
-        return (saved_settings if settings is None else settings), True
+        return saved, True
     if getattr(config, "icrm", None) is not None or not allow_new_head:
         raise ValueError(
             f"{name} is {describe_model_kind(config)}, not a VRM reward model (its config has no `vrm` settings). "
