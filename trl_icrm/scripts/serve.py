@@ -17,42 +17,21 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from ..rewards.penalties import PENALTIES
 from ..serving.config import ServingConfig
-
-
-PENALTY_CHOICES = list(PENALTIES)
+from ._common import PenaltyArguments, RewardModelsArguments
 
 
 @dataclass
-class ServeScriptArguments:
-    """Arguments of `trl-icrm serve` (besides the [`ServingConfig`] of batching and limits)."""
+class ServeScriptArguments(PenaltyArguments, RewardModelsArguments):
+    """Arguments of `trl-icrm serve` (besides the [`ServingConfig`] of batching and limits): the reward models served
+    (several are served as one ensemble), their penalty (the reward answered in `rewards`; ICRM's point reward is the
+    logit r) and the server."""
 
-    reward_model_name_or_path: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Reward model folder(s) or hub id(s) to serve; several are served as one ensemble."},
-    )
-    reward: str = field(
-        default="auto",
-        metadata={
-            "help": "Kind of the reward models: 'auto' (read from each saved config), 'icrm', 'bt' or another kind "
-            "registered with trl_icrm.register_reward_kind."
-        },
-    )
     host: str = field(
         default="127.0.0.1",
         metadata={"help": "Address to bind; the default serves this machine only (there is no authentication)."},
     )
     port: int = field(default=8000, metadata={"help": "Port to listen on."})
-    penalty: str | None = field(
-        default=None,
-        metadata={
-            "help": "Reward answered in `rewards`: the model's point reward (None; ICRM: the logit r), or the "
-            "posterior 'mean', 'lcb' (mean - k std) or 'var_penalty' (mean - k var).",
-            "choices": PENALTY_CHOICES,
-        },
-    )
-    penalty_coef: float = field(default=1.0, metadata={"help": "k of the 'lcb' and 'var_penalty' penalties."})
     ensemble_method: str = field(
         default="mean",
         metadata={
