@@ -88,6 +88,20 @@ class ServeScriptArguments(PenaltyArguments, RewardModelsArguments):
     )
 
 
+_REWARD_OPTIONS = (
+    "penalty",
+    "penalty_coef",
+    "ensemble_method",
+    "ensemble_coef",
+    "allow_zero_shot",
+    "batch_size",
+    "max_length",
+    "trust_remote_code",
+    "prefix_cache_bytes",
+)
+"""The script arguments passed on, under their own names, to the served reward's loader."""
+
+
 def build_app(script_args: ServeScriptArguments, config: ServingConfig):
     """The app `trl-icrm serve` runs: the loaded reward model, its bank and the batching settings."""
     from ..serving.app import create_app
@@ -101,16 +115,8 @@ def build_app(script_args: ServeScriptArguments, config: ServingConfig):
     reward = load_serving_reward(
         script_args.reward_model_name_or_path,
         script_args.reward,
-        penalty=script_args.penalty,
-        penalty_coef=script_args.penalty_coef,
-        ensemble_method=script_args.ensemble_method,
-        ensemble_coef=script_args.ensemble_coef,
-        allow_zero_shot=script_args.allow_zero_shot,
-        batch_size=script_args.batch_size,
-        max_length=script_args.max_length,
         device=resolve_device(script_args.device),
-        trust_remote_code=script_args.trust_remote_code,
-        prefix_cache_bytes=script_args.prefix_cache_bytes,
+        **{name: getattr(script_args, name) for name in _REWARD_OPTIONS},
     )
     return create_app(reward, config, demonstration_bank=bank, max_length=script_args.max_length)
 

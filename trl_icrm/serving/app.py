@@ -157,7 +157,9 @@ class BodyGuard:
             except TimeoutError:
                 release()
                 raise RequestError(
-                    "body", f"not received within {self.read_timeout_s:g} s (--read_timeout_s).", status=408,
+                    "body",
+                    f"not received within {self.read_timeout_s:g} s (--read_timeout_s).",
+                    status=408,
                     headers={"Connection": "close"},
                 ) from None
             if message["type"] != "http.request" or not message.get("more_body", False):

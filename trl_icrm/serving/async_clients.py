@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .clients import RewardClient, RewardServerError, get_client, verl_answer, verl_item
+from .clients import RewardClient, RewardServerError, get_client, verl_answer, verl_item, verl_item_options
 
 
 class ScoreBatcher:
@@ -132,10 +132,6 @@ async def compute_score(
     ground_truth: Any = None,
     extra_info: Mapping[str, Any] | None = None,
     url: str | Sequence[str] | None = None,
-    prompt_key: str = "prompt",
-    demonstrations_key: str = "demonstrations",
-    bank_key_key: str = "bank_key",
-    label_from_ground_truth: bool = False,
     timeout: float = 180.0,
     retries: int = 5,
     window_ms: float = 5.0,
@@ -146,16 +142,16 @@ async def compute_score(
     the concurrent calls of the same event loop.
 
     The sample is read as by the synchronous `trl_icrm.serving.clients.compute_score` (prompt and demonstrations, or
-    a bank key, from `extra_info`; see `verl_item`). Other keyword arguments verl passes (`reward_router_address`,
-    `reward_model_tokenizer`) are ignored: the server URL(s) come from `url` or `TRL_ICRM_REWARD_URL`.
+    a bank key, from `extra_info`; see `verl_item`, whose options `prompt_key`, `demonstrations_key`, `bank_key_key`
+    and `label_from_ground_truth` are taken from the keyword arguments). Other keyword arguments verl passes
+    (`reward_router_address`, `reward_model_tokenizer`) are ignored: the server URL(s) come from `url` or
+    `TRL_ICRM_REWARD_URL`.
 
     Returns `{"score": reward, "reward_mean": ..., "reward_score": 0-1 score, "reward_variance": ...}`. Raises
     `RewardServerError` when the server refuses the sample (4xx) or stays unreachable after `retries` attempts of at
     most `timeout` seconds each.
     """
-    item = verl_item(
-        solution_str, ground_truth, extra_info, prompt_key, demonstrations_key, bank_key_key, label_from_ground_truth
-    )
+    item = verl_item(solution_str, ground_truth, extra_info, **verl_item_options(kwargs))
     batcher = get_batcher(url, window_ms, max_items, timeout=timeout, retries=retries)
     return verl_answer(await batcher.score(item))
 

@@ -208,6 +208,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+VERL_ITEM_OPTIONS = ("prompt_key", "demonstrations_key", "bank_key_key", "label_from_ground_truth")
+"""The keyword arguments of [`verl_item`] that verl's reward kwargs may set (the rest verl passes are ignored)."""
+
+
+def verl_item_options(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The [`verl_item`] options among the keyword arguments a verl reward function was called with."""
+    return {name: kwargs[name] for name in VERL_ITEM_OPTIONS if name in kwargs}
+
+
 def verl_item(
     solution_str: str,
     ground_truth: Any,
@@ -301,4 +310,5 @@ __all__ = [
     "split_urls",
     "verl_answer",
     "verl_item",
+    "verl_item_options",
 ]

@@ -245,7 +245,8 @@ class PairRewardTrainer(RewardTrainer):
         raise NotImplementedError
 
     def _settings_from(self, args: Any) -> Any:
-        raise NotImplementedError
+        """The method's settings in `args` (its config's `<name>_settings()`, e.g. `ICRMConfig.icrm_settings`)."""
+        return getattr(args, f"{self._name.lower()}_settings")()
 
     def _check_loaded_model(self, model: PreTrainedModel) -> None:
         """Raise a `ValueError` if an instantiated `model` is not one of the method's models."""

@@ -22,6 +22,17 @@ def bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def fresh_optimizer_field() -> Any:
+    """The `resume_with_fresh_optimizer` field of the pair trainers' configs (one definition for both)."""
+    return field(
+        default=False,
+        metadata={
+            "help": "Resume from a checkpoint without optimizer.pt / scheduler.pt with a fresh optimizer or schedule "
+            "(a warning) instead of an error."
+        },
+    )
+
+
 @dataclass
 class ICRMConfig(RewardConfig):
     r"""
@@ -116,13 +127,7 @@ class ICRMConfig(RewardConfig):
     kl_coef: float = field(default=0.1, metadata={"help": "Weight of KL(q || prior)."})
     confidence_eps: float = field(default=1e-3, metadata={"help": "Floor of the evidence kappa."})
     ece_bins: int = field(default=10, metadata={"help": "Bins of the expected calibration error."})
-    resume_with_fresh_optimizer: bool = field(
-        default=False,
-        metadata={
-            "help": "Resume from a checkpoint without optimizer.pt / scheduler.pt with a fresh optimizer or schedule "
-            "(a warning) instead of an error."
-        },
-    )
+    resume_with_fresh_optimizer: bool = fresh_optimizer_field()
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Always False: the prepared dataset holds only the columns the ICRM collator reads."},

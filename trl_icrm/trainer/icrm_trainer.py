@@ -30,13 +30,7 @@ from ..models import (
     prefix_sharing_problem,
     unwrap_peft,
 )
-from .base import (
-    PairRewardTrainer,
-    apply_length_policy,
-    check_pair_dataset,
-    check_responses,
-    collate_pairs,
-)
+from .base import PairRewardTrainer, apply_length_policy, check_pair_dataset, check_responses, collate_pairs
 from .icrm_config import ICRMConfig
 from .model_card import icrm_model_card
 
@@ -330,9 +324,6 @@ class ICRMRewardTrainer(PairRewardTrainer):
     def _after_init(self, args: ICRMConfig) -> None:
         self.add_callback(_RedrawDemonstrationsEachEpoch(self._icrm_collator))
         self._share_prefix = self._resolve_prefix_sharing(args.share_demonstration_prefix)
-
-    def _settings_from(self, args: ICRMConfig) -> ICRMSettings:
-        return args.icrm_settings()
 
     def _check_loaded_model(self, model: PreTrainedModel) -> None:
         if getattr(model.config, "num_labels", None) != 2:

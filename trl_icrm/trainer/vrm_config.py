@@ -10,7 +10,7 @@ from trl import RewardConfig
 
 from ..vrm.modeling import VRMSettings
 from ..vrm.objective import SUPERVISION_LOSSES
-from .icrm_config import bf16_available
+from .icrm_config import bf16_available, fresh_optimizer_field
 
 
 logger = logging.getLogger(__name__)
@@ -99,13 +99,7 @@ class VRMConfig(RewardConfig):
         default="error",
         metadata={"help": "Pairs longer than max_length: 'error' or 'skip'.", "choices": ["error", "skip"]},
     )
-    resume_with_fresh_optimizer: bool = field(
-        default=False,
-        metadata={
-            "help": "Resume from a checkpoint without optimizer.pt / scheduler.pt with a fresh optimizer or schedule "
-            "(a warning) instead of an error."
-        },
-    )
+    resume_with_fresh_optimizer: bool = fresh_optimizer_field()
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Always False: the prepared dataset holds only the columns VRM reads."}
     )

@@ -16,13 +16,7 @@ from ..demonstrations import DemonstrationRenderer
 from ..models import unwrap_peft
 from ..vrm.modeling import VRMHead, VRMSettings, encode_prompt, load_vrm_model, prompt_length, vrm_forward
 from ..vrm.objective import mean_weights, vrm_loss
-from .base import (
-    PairRewardTrainer,
-    apply_length_policy,
-    check_pair_dataset,
-    check_responses,
-    collate_pairs,
-)
+from .base import PairRewardTrainer, apply_length_policy, check_pair_dataset, check_responses, collate_pairs
 from .model_card import vrm_model_card
 from .vrm_config import VRMConfig
 
@@ -94,12 +88,9 @@ class VRMRewardTrainer(PairRewardTrainer):
     _tag_names = ["trl", "reward-trainer", "vrm"]
     _name = "VRM"
 
-    _config_class = VRMConfig
     _heads = "the VRM head"
+    _config_class = VRMConfig
     _load_model = staticmethod(load_vrm_model)
-
-    def _settings_from(self, args: VRMConfig) -> VRMSettings:
-        return args.vrm_settings()
 
     def _check_loaded_model(self, model: PreTrainedModel) -> None:
         head = getattr(unwrap_peft(model), "score", None)
