@@ -40,6 +40,7 @@ DatasetDict({
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,60 +103,18 @@ class ProblemFamily:
     start_range: tuple[int, int] = (5, 60)
 
 
-FAMILIES: dict[str, ProblemFamily] = {
-    "apples": ProblemFamily(
-        start="{name} has {a} apples.",
-        add=("{He} picks {b} more apples from the tree.", "{His} {friend_noun} gives {him} {b} apples."),
-        subtract=("{He} gives {b} apples to {friend}.", "{He} eats {b} of the apples."),
-        add_groups="{He} buys {b} bags with {c} apples in each bag.",
-        subtract_groups="{He} gives {c} apples to each of {b} friends.",
-        multiply="At the market {he} trades them for {b} times as many apples as {he} has.",
-        divide="{He} splits all {his} apples equally into {b} baskets and keeps only one basket.",
-        question="How many apples does {name} have now?",
-    ),
-    "money": ProblemFamily(
-        start="{name} has ${a} in {his} wallet.",
-        add=("{He} earns ${b} for helping {friend}.", "{His} {friend_noun} gives {him} ${b}."),
-        subtract=("{He} spends ${b} on a book.", "{He} pays ${b} for a movie ticket.", "{He} lends ${b} to {friend}."),
-        add_groups="{He} sells {b} drawings for ${c} each.",
-        subtract_groups="{He} buys {b} notebooks that cost ${c} each.",
-        multiply="{His} grandmother gives {him} enough money to have {b} times as much as before.",
-        divide="{He} shares all {his} money equally among {b} people, {him}self included, and keeps {his} share.",
-        question="How many dollars does {name} have now?",
-        start_range=(10, 90),
-    ),
-    "train": ProblemFamily(
-        start="A train leaves the first station with {a} passengers.",
-        add=("At the next station, {b} passengers get on.", "{b} more passengers get on at a small town."),
-        subtract=("At the next station, {b} passengers get off.", "{b} passengers leave the train at the airport."),
-        add_groups="Then {b} groups of {c} passengers each get on.",
-        subtract_groups="Then {b} groups of {c} passengers each get off.",
-        multiply="At the big city station, the number of passengers becomes {b} times as large.",
-        divide="The train is split into {b} parts with the same number of passengers, and only one part goes on.",
-        question="How many passengers are on the train now?",
-        start_range=(10, 90),
-    ),
-    "library": ProblemFamily(
-        start="A school library has {a} books on a shelf.",
-        add=("The librarian puts {b} new books on the shelf.", "Students return {b} books to the shelf."),
-        subtract=("Students borrow {b} books from the shelf.", "The librarian removes {b} old books from the shelf."),
-        add_groups="The librarian adds {b} boxes of books with {c} books in each box.",
-        subtract_groups="{b} classes each borrow {c} books from the shelf.",
-        multiply="After a donation, the shelf holds {b} times as many books as before.",
-        divide="The books are shared equally among {b} shelves, and we look at one of those shelves.",
-        question="How many books are on that shelf now?",
-    ),
-    "bakery": ProblemFamily(
-        start="A baker makes {a} cookies in the morning.",
-        add=("In the afternoon, the baker makes {b} more cookies.", "A helper brings {b} more cookies."),
-        subtract=("Customers buy {b} cookies.", "The baker gives {b} cookies to {friend}."),
-        add_groups="The baker bakes {b} more trays with {c} cookies on each tray.",
-        subtract_groups="{b} customers each buy {c} cookies.",
-        multiply="For a party order, the baker ends up with {b} times as many cookies as before.",
-        divide="The baker packs all the cookies equally into {b} boxes and keeps one box in the shop.",
-        question="How many cookies are in the shop now?",
-    ),
-}
+def _read_families(path: Path) -> dict[str, ProblemFamily]:
+    """The problem families of a JSON-lines file (one object a line: `name` and the [`ProblemFamily`] fields; a list
+    of sentences is a tuple of alternatives)."""
+    families = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        name = row.pop("name")
+        families[name] = ProblemFamily(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+    return families
+
+
+FAMILIES: dict[str, ProblemFamily] = _read_families(Path(__file__).with_name("math_families.jsonl"))
 """The built-in problem families (the `family` column), by name."""
 
 # Operation kinds: name -> number of arithmetic operations it adds.
