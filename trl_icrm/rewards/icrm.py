@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,9 +39,8 @@ from ..demonstrations import (
 )
 from ..icrm.modeling import icrm_settings_of, load_icrm_model, split_heads
 from ..icrm.objective import confidence, response_posterior
-from ..models import unwrap_peft
 from .base import RewardModel, RewardPosterior
-from .scoring import DEFAULT_PREFIX_CACHE_BYTES, SequenceScorer, load_for_scoring
+from .scoring import DEFAULT_PREFIX_CACHE_BYTES, SequenceScorer, load_trained_for_scoring
 
 
 class ICRMReward(RewardModel):
@@ -118,9 +116,9 @@ class ICRMReward(RewardModel):
     ):
         super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
         _check_demonstration_sources(demonstration_bank, bank_key_column, fixed_demonstrations)
-        load = partial(load_icrm_model, trust_remote_code=trust_remote_code, allow_new_head=False)
-        self.model, self.tokenizer = load_for_scoring(model, tokenizer, load)
-        self.settings = icrm_settings_of(unwrap_peft(self.model))
+        self.model, self.tokenizer, self.settings = load_trained_for_scoring(
+            model, tokenizer, load_icrm_model, icrm_settings_of, trust_remote_code=trust_remote_code
+        )
         self.renderer = DemonstrationRenderer(self.tokenizer, self.settings.template)
         self.demonstrations_column = demonstrations_column
         self.bank = DemonstrationBank(

@@ -12,6 +12,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -55,6 +56,16 @@ def load_for_scoring(
         raise ValueError("Pass the tokenizer along with a loaded model.")
     prepare_tokenizer(tokenizer, unwrap_peft(model))
     return model.eval(), tokenizer
+
+
+def load_trained_for_scoring(
+    model: str | os.PathLike | Any, tokenizer: Any, loader: Callable[..., tuple[Any, Any]], settings_of, **load_kwargs
+) -> tuple[Any, Any, Any]:
+    """`(model, tokenizer, settings)` of a trained reward model: [`load_for_scoring`] with the method's `loader`
+    (which refuses a model without trained settings: `allow_new_head=False`), and its settings (`settings_of`)."""
+    load = partial(loader, allow_new_head=False, **load_kwargs)
+    model, tokenizer = load_for_scoring(model, tokenizer, load)
+    return model, tokenizer, settings_of(unwrap_peft(model))
 
 
 def model_device(model) -> torch.device:
@@ -362,6 +373,7 @@ __all__ = [
     "group_by_prefix",
     "pooled_index",
     "load_for_scoring",
+    "load_trained_for_scoring",
     "model_device",
     "weights_fingerprint",
 ]

@@ -20,7 +20,6 @@ posterior = reward.score(["What is 2 + 2?"], ["4"])                  # .reward, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,11 +27,11 @@ import torch
 from transformers import PreTrainedModel
 
 from ..demonstrations import DemonstrationRenderer
-from ..models import pad_right, unwrap_peft
+from ..models import pad_right
 from ..vrm.modeling import VRMHeadOutput, encode_prompt, load_vrm_model, prompt_length, vrm_forward, vrm_settings_of
 from ..vrm.objective import mean_reward, mean_weights, reward_moments, sample_rewards
 from .base import RewardModel, RewardPosterior
-from .scoring import load_for_scoring, model_device
+from .scoring import load_trained_for_scoring, model_device
 
 
 class VRMReward(RewardModel):
@@ -71,9 +70,9 @@ class VRMReward(RewardModel):
         trust_remote_code: bool = False,
     ):
         super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
-        load = partial(load_vrm_model, trust_remote_code=trust_remote_code, allow_new_head=False)
-        self.model, self.tokenizer = load_for_scoring(model, tokenizer, load)
-        self.settings = vrm_settings_of(unwrap_peft(self.model))
+        self.model, self.tokenizer, self.settings = load_trained_for_scoring(
+            model, tokenizer, load_vrm_model, vrm_settings_of, trust_remote_code=trust_remote_code
+        )
         self.renderer = DemonstrationRenderer(self.tokenizer)
         self.batch_size = batch_size
         self.scoring_samples = self.settings.scoring_samples if scoring_samples is None else scoring_samples
