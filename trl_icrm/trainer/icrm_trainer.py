@@ -319,7 +319,10 @@ class ICRMRewardTrainer(PairRewardTrainer):
 
     _config_class = ICRMConfig
     _heads = "the two heads"
-    _load_model = staticmethod(load_icrm_model)
+
+    @staticmethod
+    def _load_model(model_name_or_path, **kwargs):
+        return load_icrm_model(model_name_or_path, **kwargs)  # the module's loader, read when called
 
     def _after_init(self, args: ICRMConfig) -> None:
         self.add_callback(_RedrawDemonstrationsEachEpoch(self._icrm_collator))

@@ -90,7 +90,10 @@ class VRMRewardTrainer(PairRewardTrainer):
 
     _heads = "the VRM head"
     _config_class = VRMConfig
-    _load_model = staticmethod(load_vrm_model)
+
+    @staticmethod
+    def _load_model(model_name_or_path, **kwargs):
+        return load_vrm_model(model_name_or_path, **kwargs)  # the module's loader, read when called
 
     def _check_loaded_model(self, model: PreTrainedModel) -> None:
         head = getattr(unwrap_peft(model), "score", None)
