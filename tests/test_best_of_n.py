@@ -444,6 +444,20 @@ def test_missing_rewards_are_skipped_never_selected(policy, candidates, caplog):
     with caplog.at_level("WARNING"):
         outputs = _sampler(policy, nan_everywhere).select(PROMPTS, *candidates)
     assert [o.index for o in outputs] == [0, 0, 0] and "No reward function scored" in caplog.text
+    assert "non-finite value(s)" in caplog.text  # a NaN from a model is said, unlike TRL's None
+
+
+def test_infinite_or_nan_scores_are_said_and_never_selected(policy, candidates, caplog):
+    def infinite_first(prompts, completions, **kwargs):
+        return [float("inf") if i % 4 == 0 else float(len(_text(c))) for i, c in enumerate(completions)]
+
+    with caplog.at_level("WARNING"):
+        outputs = _sampler(policy, infinite_first).select(PROMPTS, *candidates)
+    assert "infinite_first" in caplog.text and "non-finite value(s)" in caplog.text
+    for output in outputs:
+        rewards = np.array(output.rewards["infinite_first"])
+        assert np.isnan(rewards[0]) and output.index != 0  # +inf would have won every prompt
+        assert rewards[output.index] == np.nanmax(rewards)
 
 
 def test_sampler_bad_input(policy, candidates):

@@ -72,3 +72,16 @@ def test_model_cards_name_the_embedded_model_by_its_hub_id(default_model_dir):
     assert hub_model_id("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
     card = icrm_model_card("m", DEFAULT_MODEL, {}, 0, 4, 512)
     assert f'base_model: "{DEFAULT_MODEL_HUB_ID}"' in card and "embedded:" not in card.split("---")[1]
+
+
+def test_grpo_names_a_missing_preferences_path_not_the_reward_model(tmp_path, tiny_causal_lm):
+    from trl_icrm.cli import main
+
+    model = tmp_path / "icrm-model"
+    model.mkdir()  # exists: the missing piece is the pairs the demonstrations come from
+    argv = ["grpo", "--reward", "icrm", "--reward_model_name_or_path", str(model), "--model_name_or_path"]
+    argv += [tiny_causal_lm, "--preferences_path", str(tmp_path / "no-pairs"), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert "--preferences_path" in str(exit.value) and "no-pairs" in str(exit.value)
+    assert "no folder at" not in str(exit.value)

@@ -18,8 +18,8 @@ completions, **kwargs) -> (means, variances)` method ([`~trl_icrm.rewards.Suppor
 posterior gives `mean = sigmoid(r)` and `var = mean * (1 - mean) / (kappa + 1)`, see `docs/method.md`). The
 uncertainty penalties need it.
 
-Missing scores: a reward function may return `None` (TRL's "not applicable") or NaN for a completion. Such a score is
-stored as NaN; an ensemble aggregates over the members that did score the completion (as TRL's GRPO sums rewards
+Missing scores: a reward function may return `None` (TRL's "not applicable") for a completion; a NaN or an infinity
+(a fault of the model, not a score) is logged as a warning and counts as missing. Such a score is stored as NaN; an ensemble aggregates over the members that did score the completion (as TRL's GRPO sums rewards
 ignoring NaN), and a completion with no score at all ranks below every scored completion (NaN is treated as `-inf` for
 selection). Nothing raises deep inside: malformed outputs (wrong length, non-numbers) raise a `ValueError` naming the
 reward function.
@@ -110,6 +110,16 @@ def _to_floats(values: Any, expected: int, what: str) -> np.ndarray:
             out[i] = float(value)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{what} returned a non-numeric value {value!r} at position {i}.") from error
+    bad = [i for i, value in enumerate(values) if value is not None and not np.isfinite(out[i])]
+    if bad:  # a model's NaN or infinity is a fault, not TRL's "not applicable" None: said, then left unscored
+        logger.warning(
+            "%s returned %d non-finite value(s) (NaN or infinity) at positions %s; those candidates count as "
+            "unscored (None).",
+            what,
+            len(bad),
+            bad[:8],
+        )
+        out[bad] = np.nan
     return out
 
 

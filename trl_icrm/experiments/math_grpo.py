@@ -199,7 +199,11 @@ def grpo_reward_funcs(kind: str, script_args: Any, training_args: Any, train_dat
     penalty = {"penalty": script_args.penalty, "penalty_coef": script_args.penalty_coef}
     if kind == "icrm":
         if not os.path.isdir(script_args.preferences_path):
-            raise MissingRewardModelError(how_to_make_reward_model("icrm", path))
+            raise MissingRewardModelError(
+                f"The ICRM reward draws each prompt's demonstrations from preference pairs, and there are none at "
+                f"--preferences_path {script_args.preferences_path!r}. Give the pairs the model was trained on "
+                f"(e.g. `trl-icrm build-math-preferences --output_dir {script_args.preferences_path}`)."
+            )
         preferences = load_preferences(script_args.preferences_path)
         train_dataset = add_demonstrations(
             train_dataset, preferences, script_args.num_demonstrations, seed=training_args.seed
