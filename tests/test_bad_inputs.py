@@ -143,7 +143,9 @@ def test_lone_surrogates_are_refused_naming_the_field():
 
     demos = [{"prompt": "p", "chosen": "a\ud800", "rejected": "b"}]
     with pytest.raises(RequestError, match=r"labels\[0\]\[0\]\.chosen: not valid Unicode"):
-        parse_get_reward({"query": ["q a"], "prompts": ["q"], "labels": [demos]}, ServingConfig(), DemonstrationPolicy())
+        parse_get_reward(
+            {"query": ["q a"], "prompts": ["q"], "labels": [demos]}, ServingConfig(), DemonstrationPolicy()
+        )
     with pytest.raises(RequestError, match=r"items\[0\]\.completion: not valid Unicode"):
         parse_score({"items": [{"prompt": "q", "completion": "\udc80"}]}, ServingConfig(), DemonstrationPolicy())
 
