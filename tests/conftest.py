@@ -1,5 +1,6 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 import os
+import socket
 
 import pytest
 
@@ -86,3 +87,20 @@ def random_icrm_dir(tiny_causal_lm, tmp_path_factory) -> str:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+# Reward server tests: a two-group demonstration bank whose groups prefer opposite answers, and a free loopback port.
+def demo_pair(i: int, group: str) -> dict[str, str]:
+    good, bad = (" yes", " no") if group == "A" else (" no", " yes")
+    return {"prompt": f"question {i} about {group}?", "chosen": good, "rejected": bad}
+
+
+BANK = {"A": [demo_pair(i, "A") for i in range(6)], "B": [demo_pair(i, "B") for i in range(6)]}
+DEMOS_A, DEMOS_B = BANK["A"][:3], BANK["B"][:2]
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback address."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -29,24 +29,12 @@ from trl_icrm.rewards import ICRMReward
 from trl_icrm.serving import RemoteReward
 from trl_icrm.serving.clients import RewardClient, RewardServerError
 
+from conftest import BANK, DEMOS_A, DEMOS_B
+from conftest import free_port as _free_port
+
 
 ROOT = Path(__file__).resolve().parents[1]
 PENALTY = "lcb"
-
-
-def _pair(i: int, group: str) -> dict[str, str]:
-    good, bad = (" yes", " no") if group == "A" else (" no", " yes")
-    return {"prompt": f"question {i} about {group}?", "chosen": good, "rejected": bad}
-
-
-BANK = {"A": [_pair(i, "A") for i in range(6)], "B": [_pair(i, "B") for i in range(6)]}
-DEMOS_A, DEMOS_B = BANK["A"][:3], BANK["B"][:2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str) -> dict:

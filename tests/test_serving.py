@@ -31,26 +31,17 @@ from trl_icrm.serving.clients import RewardServerError, compute_score
 from trl_icrm.serving.config import ServingConfig
 from trl_icrm.serving.protocol import DemonstrationPolicy, RequestError, parse_get_reward, parse_label, split_query
 
+from conftest import BANK, DEMOS_A, DEMOS_B
+from conftest import demo_pair as _pair
+from conftest import free_port as _free_port
+
 
 ROOT = Path(__file__).resolve().parent.parent
 PENALTY = "lcb"
 LIMITS = {"max_body_bytes": 65536, "max_items_per_request": 16, "max_text_chars": 2000, "max_demonstrations": 8}
 
 
-def _pair(i: int, group: str) -> dict[str, str]:
-    good, bad = (" yes", " no") if group == "A" else (" no", " yes")
-    return {"prompt": f"question {i} about {group}?", "chosen": good, "rejected": bad}
-
-
-BANK = {"A": [_pair(i, "A") for i in range(6)], "B": [_pair(i, "B") for i in range(6)]}
-DEMOS_A, DEMOS_B = BANK["A"][:3], BANK["B"][:2]
-
-
 # Servers
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _post(url: str, payload, timeout: float = 60.0) -> tuple[int, dict]:
