@@ -1,6 +1,8 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 import os
 import socket
+import threading
+import time
 
 import pytest
 
@@ -104,3 +106,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ThreadServer:
+    """uvicorn serving an app in a thread of the test process (`graceful_shutdown_s`: as `trl-icrm serve` runs it,
+    with its connection cap and drain)."""
+
+    def __init__(self, app, graceful_shutdown_s: float | None = None):
+        import uvicorn
+
+        from trl_icrm.serving.app import RewardServer, server_config
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        if graceful_shutdown_s is None:
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+            self.server = uvicorn.Server(config)
+        else:
+            config = server_config(app, "127.0.0.1", self.port, "warning", graceful_shutdown_s)
+            self.server = RewardServer(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the in-thread server did not start"
+            time.sleep(0.02)
+
+    def requests(self) -> int:
+        """Requests the server has received (its `/stats`)."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/stats", timeout=5) as response:
+            return json.loads(response.read())["requests"]
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

@@ -29,7 +29,7 @@ from trl_icrm.rewards import ICRMReward
 from trl_icrm.serving import RemoteReward
 from trl_icrm.serving.clients import RewardClient, RewardServerError
 
-from conftest import BANK, DEMOS_A, DEMOS_B
+from conftest import BANK, DEMOS_A, DEMOS_B, ThreadServer
 from conftest import free_port as _free_port
 
 
@@ -42,32 +42,12 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
-class _ThreadServer:
-    """A reward server (uvicorn) in a thread of the test process."""
+def _thread_server(reward, bank=None):
+    """A reward server (uvicorn) for `reward` in a thread of the test process."""
+    from trl_icrm.serving.app import create_app
+    from trl_icrm.serving.config import ServingConfig
 
-    def __init__(self, reward, bank=None):
-        import uvicorn
-
-        from trl_icrm.serving.app import create_app
-        from trl_icrm.serving.config import ServingConfig
-
-        app = create_app(reward, ServingConfig(max_wait_ms=20), demonstration_bank=bank)
-        self.url = f"http://127.0.0.1:{_free_port()}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=int(self.url.rsplit(":", 1)[1]), log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the in-thread server did not start"
-            time.sleep(0.02)
-
-    def requests(self) -> int:
-        return _get(self.url + "/stats")["requests"]
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+    return ThreadServer(create_app(reward, ServingConfig(max_wait_ms=20), demonstration_bank=bank))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +58,7 @@ def icrm(random_icrm_dir):
 @pytest.fixture(scope="module")
 def servers(random_icrm_dir):
     """Two replicas serving the same model (each its own copy: one model per scoring thread), with the bank."""
-    running = [_ThreadServer(ICRMReward(random_icrm_dir, penalty=PENALTY), BANK) for _ in range(2)]
+    running = [_thread_server(ICRMReward(random_icrm_dir, penalty=PENALTY), BANK) for _ in range(2)]
     yield running
     for server in running:
         server.stop()

@@ -32,6 +32,7 @@ from trl_icrm.serving.config import ServingConfig
 from trl_icrm.serving.protocol import DemonstrationPolicy, RequestError, parse_get_reward, parse_label, split_query
 
 from conftest import BANK, DEMOS_A, DEMOS_B
+from conftest import ThreadServer as _ThreadServer
 from conftest import demo_pair as _pair
 from conftest import free_port as _free_port
 
@@ -109,35 +110,6 @@ def server(started_server, icrm):
         except OSError:
             time.sleep(0.2)
     pytest.fail(f"The server did not start in 120 s:\n{started_server.log_path.read_text()[-3000:]}")
-
-
-class _ThreadServer:
-    """uvicorn serving an app in a thread of the test process (`graceful_shutdown_s`: as `trl-icrm serve` runs it,
-    with its connection cap and drain)."""
-
-    def __init__(self, app, graceful_shutdown_s: float | None = None):
-        import uvicorn
-
-        from trl_icrm.serving.app import RewardServer, server_config
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        if graceful_shutdown_s is None:
-            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-            self.server = uvicorn.Server(config)
-        else:
-            config = server_config(app, "127.0.0.1", self.port, "warning", graceful_shutdown_s)
-            self.server = RewardServer(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the in-thread server did not start"
-            time.sleep(0.02)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
 """The trainers' shared base: what the pair-based reward trainers of trl-icrm (`ICRMRewardTrainer`,
-`VRMRewardTrainer`) share on top of `trl.RewardTrainer` ([`PairRewardTrainer`] and its helpers): arguments and model loading, the PEFT path, the checks of a preference data set and its length
-policy, the pair collation, per-pair metric records, and saving (a LoRA adapter keeps the model's settings and a
+`VRMRewardTrainer`) share on top of `trl.RewardTrainer` ([`PairRewardTrainer`] and its helpers): arguments and model
+loading, the PEFT path, the checks of a preference data set and its length policy, the pair collation, per-pair metric
+records, and saving (a LoRA adapter keeps the model's settings and a
 portable base-model name; a model card is written beside it).
 
 Example:
