@@ -10,6 +10,18 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread_for_module():
+    """torch at one intra-op thread for a module's tests: tiny models gain nothing from more threads, and on a shared
+    CPU waiting for them costs several times more."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def default_model_dir() -> str:
     """The converted embedded model (converted once per cache folder, reused by every later session)."""

@@ -34,12 +34,8 @@ PROMPT = "Please consider the following question with care and answer it in one 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and lose much to them on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread_for_module):
+    """Tiny models gain nothing from intra-op threads (see conftest)."""
 
 
 @pytest.fixture(scope="module")

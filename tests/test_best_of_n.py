@@ -271,12 +271,8 @@ class FakeUncertainReward:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a shared CPU, waiting for them costs several times more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread_for_module):
+    """Tiny models gain nothing from intra-op threads (see conftest)."""
 
 
 @pytest.fixture(scope="module")
