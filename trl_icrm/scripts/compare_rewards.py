@@ -71,9 +71,12 @@ def _read_results(rewards: list[str], base_dir: str, results_file: str) -> dict:
 def _resume_each_run(resume_from_checkpoint: str | bool | None) -> bool:
     """`--resume_from_checkpoint true`: finished runs are read back and the others resume from their own last
     checkpoint. A single checkpoint path cannot serve several runs."""
-    if resume_from_checkpoint in (None, False, ""):
+    from ..utils.io import RESUME_LAST, RESUME_NONE
+
+    text = str(resume_from_checkpoint).strip().lower()
+    if resume_from_checkpoint in (None, False) or text in RESUME_NONE:
         return False
-    if str(resume_from_checkpoint).lower() == "true":
+    if resume_from_checkpoint is True or text in RESUME_LAST:
         return True
     raise SystemExit(
         "compare-rewards runs one GRPO run per reward: pass --resume_from_checkpoint true to resume each from its "

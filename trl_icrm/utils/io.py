@@ -150,13 +150,21 @@ def check_model_folder(path: str | os.PathLike) -> None:
         )
 
 
+RESUME_LAST = ("true", "yes", "1")
+"""`--resume_from_checkpoint` values that resume from the last checkpoint in the output folder."""
+
+RESUME_NONE = ("", "false", "no", "0", "none")
+"""`--resume_from_checkpoint` values that start afresh."""
+
+
 def resume_checkpoint(value: str | bool | None) -> str | bool | None:
-    """`--resume_from_checkpoint` the way TRL's commands read it: `true` resumes from the last checkpoint in the
-    output folder (`True` for `Trainer.train`), `false` or nothing starts afresh (`None`), anything else is a
-    checkpoint folder, which must exist."""
-    if value is None or value is False or str(value).strip().lower() in ("", "false", "no", "0"):
+    """`--resume_from_checkpoint` the way TRL's commands read it: `true` ([`RESUME_LAST`]) resumes from the last
+    checkpoint in the output folder (`True` for `Trainer.train`), `false` or nothing ([`RESUME_NONE`]) starts afresh
+    (`None`), anything else is a checkpoint folder, which must exist."""
+    text = str(value).strip().lower()
+    if value is None or value is False or text in RESUME_NONE:
         return None
-    if value is True or str(value).strip().lower() in ("true", "yes", "1"):
+    if value is True or text in RESUME_LAST:
         return True
     if not os.path.isdir(value):
         raise FileNotFoundError(
@@ -167,6 +175,8 @@ def resume_checkpoint(value: str | bool | None) -> str | bool | None:
 
 __all__ = [
     "INCOMPLETE_SAVE_MARKER",
+    "RESUME_LAST",
+    "RESUME_NONE",
     "IncompleteModelFolderError",
     "check_model_folder",
     "saving_model",
