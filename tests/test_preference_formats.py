@@ -186,3 +186,49 @@ def test_an_unreachable_hub_id_says_so(monkeypatch):
     monkeypatch.setattr(loading, "load_dataset", offline)
     with pytest.raises(ConnectionError, match="not a local file or folder .* hub could not be reached"):
         loading.load_dataset_splits("org/pairs")
+
+
+# A row whose two conversations differ before the last assistant turn (as 5 of HH-RLHF's harmless-base test pairs do)
+DIVERGING_ROW = {
+    "chosen": _transcript("Hi.", "Hello. Human: and more", "Bye.", "Bye!"),
+    "rejected": _transcript("Hi.", "Hey there.", "Bye.", "Farewell."),
+}
+
+
+def test_rows_that_differ_before_the_last_turn_are_dropped_with_a_count_or_refused(caplog):
+    data = Dataset.from_list([*HH_ROWS, DIVERGING_ROW])
+    with caplog.at_level("WARNING", logger="trl_icrm.data.preferences"):
+        kept = standardize_preferences(data)
+    assert len(kept) == len(HH_ROWS)
+    assert "Dropped 1 of 5 preference rows" in caplog.text
+    with pytest.raises(PreferenceFormatError, match="differ before their last assistant turn"):
+        standardize_preferences(data, malformed="error")
+    with pytest.raises(PreferenceFormatError, match="differ before their last assistant turn"):
+        standardize_preferences(Dataset.from_list([DIVERGING_ROW]))  # nothing convertible: an error
+
+
+def test_build_hh_objectives_command_writes_the_same_set_twice(tmp_path):
+    import gzip
+
+    from datasets import load_from_disk
+
+    from trl_icrm.scripts import build_hh_objectives as command
+
+    path = tmp_path / "hh.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in [*HH_ROWS, DIVERGING_ROW] * 3)
+    outputs = []
+    for name in ("a", "b"):
+        args = command.make_parser().parse_args_into_dataclasses(
+            ["--dataset_name", str(path), "--output_dir", str(tmp_path / name), "--held_out_fraction", "0.5"]
+        )[0]
+        command.main(args)
+        outputs.append(load_from_disk(str(tmp_path / name)))
+    first, second = outputs
+    assert sorted(first) == ["test", "train"]
+    for split in first:
+        assert first[split].to_list() == second[split].to_list()
+    assert "clarifying" not in first["train"]["group"] and "clarifying" in first["test"]["group"]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["num_source_pairs"] == 15
+    assert summary["pairs"]["train"]["harmless"] + summary["pairs"]["test"]["harmless"] == 12

@@ -160,3 +160,36 @@ def test_train_steerable_models_with_twin_batches_and_checkpoints(tiny_causal_lm
     out = train_steerable_models(train, str(tmp_path), args, train_bt=False)
     assert (tmp_path / "icrm" / "checkpoint-1" / "adapter_config.json").is_file()
     assert [entry["step"] for entry in out["icrm"]["log_history"] if "loss" in entry] == [1]
+
+
+def test_bootstrap_interval_resamples_pairs_and_draws():
+    import numpy as np
+
+    from trl_icrm.evaluation.steerability import bootstrap_accuracy
+
+    rng = np.random.default_rng(0)
+    correct = rng.random((3, 400)) < 0.7
+    result = bootstrap_accuracy(correct, seed=1)
+    assert result["mean"] == pytest.approx(correct.mean())
+    assert result["low"] < result["mean"] < result["high"]
+    # draws that agree on every pair: only the pairs vary, so the interval is the binomial one over 400 pairs
+    # (width 2 * 1.96 * sqrt(0.7 * 0.3 / 400) = 0.090); independent draws add their own spread
+    same = bootstrap_accuracy(np.repeat(correct[:1], 3, axis=0), seed=1)
+    assert 0.08 < same["high"] - same["low"] < 0.10
+    assert result["high"] - result["low"] > same["high"] - same["low"] - 0.01
+    assert bootstrap_accuracy(correct, seed=1) == result  # seeded
+    constant = bootstrap_accuracy(np.ones((3, 50)))
+    assert constant["low"] == constant["high"] == 1.0
+
+
+def test_conflicting_pairs_are_twins_that_prefer_the_other_answer():
+    from trl_icrm.evaluation.steerability import has_conflicting_twin
+
+    pairs = [
+        {"pair_id": 1, "chosen": "a", "rejected": "b", "group": "harmless"},
+        {"pair_id": 1, "chosen": "b", "rejected": "a", "group": "compliant"},
+        {"pair_id": 2, "chosen": "a", "rejected": "b", "group": "harmless"},
+        {"pair_id": 2, "chosen": "a", "rejected": "b", "group": "concise"},  # agrees: no conflict
+        {"chosen": "b", "rejected": "a", "group": "x"},  # no id
+    ]
+    assert has_conflicting_twin(pairs) == [True, True, False, False, False]

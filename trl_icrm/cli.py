@@ -48,6 +48,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Sample math solutions from a policy and pair correct with incorrect ones (math-verify labels).",
     ),
     CommandSpec(
+        "build-hh-objectives",
+        "build_hh_objectives",
+        "Relabel HH-RLHF pairs under objectives that disagree (harmless, compliant, concise, ...): a steering set.",
+    ),
+    CommandSpec(
         "laplace", "laplace", "Fit a Laplace posterior (Laplace-LoRA) to a BT reward model: a Bayesian reward model."
     ),
     CommandSpec(

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datasets import Dataset
 
+
+logger = logging.getLogger(__name__)
 
 TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant"}
 """Speaker names of an HH-RLHF transcript and the chat roles they become."""
@@ -111,14 +114,44 @@ def to_explicit_prompt(example: Mapping[str, Any]) -> dict[str, Any]:
     return {**example, **split}
 
 
-def standardize_preferences(dataset: Dataset, num_proc: int | None = None) -> Dataset:
-    """`dataset` in the explicit-prompt format; a data set already in it is returned as it is (no copy)."""
+def standardize_preferences(dataset: Dataset, num_proc: int | None = None, malformed: str = "skip") -> Dataset:
+    """`dataset` in the explicit-prompt format; a data set already in it is returned as it is (no copy).
+
+    Real implicit-prompt data has a few rows whose two conversations differ before their last turn (5 of the 2,312
+    pairs of HH-RLHF's harmless-base test split): `malformed="skip"` drops them with a warning that counts them,
+    `"error"` raises on the first. A data set with no convertible row is always an error."""
+    if malformed not in ("skip", "error"):
+        raise ValueError(f"malformed must be 'skip' or 'error', got {malformed!r}.")
     if len(dataset) == 0:
         raise PreferenceFormatError("The preference data set has no rows.")
     kind = preference_format(dataset[0])
     if kind.startswith("explicit"):
         return dataset
-    return dataset.map(to_explicit_prompt, num_proc=num_proc, desc=f"Extracting prompts ({kind.replace('_', ' ')})")
+    desc = f"Extracting prompts ({kind.replace('_', ' ')})"
+    if malformed == "error":
+        return dataset.map(to_explicit_prompt, num_proc=num_proc, desc=desc)
+    converted = dataset.map(_to_explicit_prompt_or_none, num_proc=num_proc, desc=desc)
+    kept = converted.filter(lambda row: row["prompt"] is not None, num_proc=num_proc)
+    dropped = len(converted) - len(kept)
+    if len(kept) == 0:
+        to_explicit_prompt(dataset[0])  # raises the first row's error
+    if dropped:
+        logger.warning(
+            "Dropped %d of %d preference rows whose two conversations differ before their last assistant turn "
+            "(or share no prompt): only the last turn may differ.",
+            dropped,
+            len(converted),
+        )
+    return kept
+
+
+def _to_explicit_prompt_or_none(example: Mapping[str, Any]) -> dict[str, Any]:
+    """`to_explicit_prompt(example)`, or the row with `prompt`, `chosen` and `rejected` set to None where its
+    conversations do not split."""
+    try:
+        return to_explicit_prompt(example)
+    except PreferenceFormatError:
+        return {**example, "prompt": None, "chosen": None, "rejected": None}
 
 
 def split_pairs(dataset: Dataset, eval_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:

@@ -75,6 +75,38 @@ def mean_confidence_interval(values: Sequence[float], level: float = 0.95) -> tu
     return mean, float(low), float(high)
 
 
+def bootstrap_accuracy(
+    correct: Any, num_resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, float]:
+    """Mean of `correct` (0/1 of shape [draws, pairs], or [pairs]) and a percentile bootstrap interval that resamples
+    both the pairs and the draws with replacement: the spread of accuracy over pairs *and* demonstration draws."""
+    correct = np.atleast_2d(np.asarray(correct, dtype=float))
+    num_draws, num_pairs = correct.shape
+    mean = float(correct.mean()) if correct.size else float("nan")
+    if num_pairs < 2:
+        return {"mean": mean, "low": mean, "high": mean, "n": num_pairs}
+    rng = np.random.default_rng(seed)
+    resampled_pairs = rng.integers(0, num_pairs, size=(num_resamples, num_pairs))
+    counts = np.stack([np.bincount(row, minlength=num_pairs) for row in resampled_pairs])
+    by_draw = counts @ correct.T / num_pairs  # [resamples, draws]: each draw's accuracy on the resampled pairs
+    draws = rng.integers(0, num_draws, size=(num_resamples, num_draws))
+    resampled = np.take_along_axis(by_draw, draws, axis=1).mean(axis=1)
+    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
+    return {"mean": mean, "low": float(low), "high": float(high), "n": num_pairs}
+
+
+def has_conflicting_twin(pairs: Sequence[Pair], id_column: str = "pair_id") -> list[bool]:
+    """Whether each pair has a twin (another pair with the same `id_column`, e.g. the same source pair under another
+    objective) that prefers the opposite answer. Pairs without the column have none."""
+    chosen_by_id: dict[Any, list[str]] = {}
+    for pair in pairs:
+        if pair.get(id_column) is not None:
+            chosen_by_id.setdefault(pair[id_column], []).append(repr(pair["chosen"]))
+    return [
+        pair.get(id_column) is not None and repr(pair["rejected"]) in chosen_by_id[pair[id_column]] for pair in pairs
+    ]
+
+
 def both_orders(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(probabilities, outcomes) over both orders of each pair (chosen first: outcome 1; swapped: 1 - p, outcome 0)."""
     probabilities = probabilities.double().flatten()
@@ -170,14 +202,18 @@ def accuracy_vs_k(
     return {"rows": rows, "summary": summary, "probabilities": {k: torch.cat(v) for k, v in probabilities.items()}}
 
 
-def bt_accuracy(reward_func, pairs: Sequence[Pair], group_column: str = "group") -> dict[str, float]:
-    """Accuracy of a context-free reward model per group."""
-    mu = bt_pair_probabilities(reward_func, pairs)
+def accuracy_by_group(mu: torch.Tensor, pairs: Sequence[Pair], group_column: str = "group") -> dict[str, float]:
+    """Accuracy (mu > 0.5) per group of pair probabilities `mu`."""
     out = {}
     for group in sorted({p[group_column] for p in pairs}):
         mask = torch.tensor([p[group_column] == group for p in pairs])
         out[group] = (mu[mask] > 0.5).float().mean().item()
     return out
+
+
+def bt_accuracy(reward_func, pairs: Sequence[Pair], group_column: str = "group") -> dict[str, float]:
+    """Accuracy of a context-free reward model per group."""
+    return accuracy_by_group(bt_pair_probabilities(reward_func, pairs), pairs, group_column)
 
 
 def mixing_front(
@@ -213,7 +249,10 @@ def mixing_front(
 
 
 __all__ = [
+    "accuracy_by_group",
     "accuracy_vs_k",
+    "bootstrap_accuracy",
+    "has_conflicting_twin",
     "both_orders",
     "bt_accuracy",
     "bt_pair_probabilities",

@@ -161,6 +161,54 @@ def benchmark_steerability_data(
     return SteerabilityData(eval_sets=eval_sets, conflict_set="benchmark")
 
 
+def _sample_sources(pairs: Sequence[dict], cap: int | None, seed: int, id_column: str = "pair_id") -> list[dict]:
+    """The pairs of at most `cap` source pairs (`id_column`; each pair its own source without it), drawn at random:
+    a kept source keeps its pair under every objective, so conflicting twins stay together."""
+    if cap is None:
+        return list(pairs)
+    ids = sorted({repr(p.get(id_column, i)) for i, p in enumerate(pairs)})
+    random.Random(seed).shuffle(ids)
+    kept = set(ids[:cap])
+    return [p for i, p in enumerate(pairs) if repr(p.get(id_column, i)) in kept]
+
+
+def dataset_steerability_data(
+    dataset_name: str,
+    dataset_config: str | None = None,
+    dataset_train_split: str = "train",
+    dataset_test_split: str = "test",
+    demonstration_fraction: float = 0.5,
+    max_eval_pairs: int | None = None,
+    seed: int = 0,
+) -> SteerabilityData:
+    """A preference data set with a `group` column and a held-out split (e.g. `trl-icrm build-hh-objectives`'s) as
+    [`SteerabilityData`]: the held-out split's prompts are split (seeded) into demonstration prompts and evaluation
+    prompts; the evaluation pairs form a `seen` set (groups the training split has) and a `held_out` set (groups
+    only the held-out split has), each capped at `max_eval_pairs` source pairs (`pair_id`, twins kept together).
+    The training split is what `trl-icrm train` trained on; it is not scored here."""
+    from ..data.loading import load_preference_splits
+
+    train, test = load_preference_splits(dataset_name, dataset_config, dataset_train_split, dataset_test_split)
+    if test is None:
+        raise ValueError(f"{dataset_name!r} has no split {dataset_test_split!r} to evaluate on.")
+    if "group" not in test.column_names:
+        raise ValueError(f"{dataset_name!r} has no 'group' column (has {test.column_names}): ICRM steers by group.")
+    seen_groups = set(train.unique("group")) if "group" in train.column_names else set()
+    (evaluation, pools) = benchmark_eval_sets(test.to_list(), demonstration_fraction, None, seed)["benchmark"]
+    sets = {
+        "seen": [p for p in evaluation if p["group"] in seen_groups],
+        "held_out": [p for p in evaluation if p["group"] not in seen_groups],
+    }
+    eval_sets = {name: (_sample_sources(rows, max_eval_pairs, seed), pools) for name, rows in sets.items() if rows}
+    summary = {
+        name: {"pairs": len(rows), "groups": sorted({p["group"] for p in rows})}
+        for name, (rows, _) in eval_sets.items()
+    }
+    summary["demonstrations"] = {group: len(rows) for group, rows in sorted(pools.items())}
+    conflict_set = "seen" if "seen" in eval_sets else next(iter(eval_sets))
+    return SteerabilityData(eval_sets=eval_sets, conflict_set=conflict_set, summary=summary)
+
+
 def _common_training_values(args: SteerableTrainingArguments) -> dict[str, Any]:
     return {
         "max_steps": args.max_steps,
@@ -347,6 +395,11 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
             "bt": {g: round(v, 3) for g, v in (result["bt"] or {}).items()},
             "ece_at_max_k": round(result["calibration"][max(results["ks"])]["ece"], 3),
         }
+        conflicting = result.get("intervals", {}).get("conflicting")
+        if conflicting:
+            out[name]["conflicting"] = {
+                str(k): [round(v["mean"], 3), round(v["low"], 3), round(v["high"], 3)] for k, v in conflicting.items()
+            }
     if "conflict" in results:
         out["conflict_hypervolume"] = {
             "icrm": round(results["conflict"]["hypervolume"], 3),
@@ -363,6 +416,7 @@ __all__ = [
     "benchmark_steerability_data",
     "builtin_eval_sets",
     "builtin_steerability_data",
+    "dataset_steerability_data",
     "headline",
     "steerability_models",
     "train_steerable_bt",

@@ -23,9 +23,12 @@ import numpy as np
 from ..evaluation.calibration import expected_calibration_error, reliability_bins
 from ..evaluation.steerability import (
     Pair,
+    accuracy_by_group,
     accuracy_vs_k,
+    bootstrap_accuracy,
     both_orders,
-    bt_accuracy,
+    bt_pair_probabilities,
+    has_conflicting_twin,
     hypervolume_2d,
     mean_confidence_interval,
     mixing_front,
@@ -114,7 +117,10 @@ def steerability_of_set(
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """`(result, rows)` of one evaluation set (computation only): accuracy vs K by group and over groups (95% CI over
-    draws), the BT model's accuracy, and the calibration of each K; `rows` are the accuracy per group, K and draw."""
+    draws), the BT model's accuracy, and the calibration of each K; `rows` are the accuracy per group, K and draw.
+    `result["intervals"]` holds 95% bootstrap intervals over pairs and draws ([`bootstrap_accuracy`]) per group and
+    K, over all pairs, and over the `conflicting` pairs (those with a twin preferring the other answer: the same
+    source pair under an objective that disagrees, [`has_conflicting_twin`]), with the BT model's beside them."""
     curve = accuracy_vs_k(reward, pairs, pools, ks, num_draws, seed, progress=progress)
     calibration = {}
     for k, mu in curve["probabilities"].items():
@@ -130,14 +136,37 @@ def steerability_of_set(
             for d in sorted({r["draw"] for r in curve["rows"] if r["k"] == k})
         ]
         overall[k] = dict(zip(("mean", "low", "high"), mean_confidence_interval(values), strict=True))
+    bt_mu = bt_pair_probabilities(bt_reward, pairs) if bt_reward is not None else None
     result = {
         "num_pairs": len(pairs),
         "summary": curve["summary"],
         "mean_over_groups": overall,
-        "bt": bt_accuracy(bt_reward, pairs) if bt_reward is not None else None,
+        "bt": accuracy_by_group(bt_mu, pairs) if bt_mu is not None else None,
         "calibration": calibration,
+        "intervals": accuracy_intervals(curve["probabilities"], bt_mu, pairs, seed),
     }
     return result, curve["rows"]
+
+
+def accuracy_intervals(
+    probabilities: Mapping[int, Any], bt_mu: Any | None, pairs: Sequence[Pair], seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """`{subset: {k: bootstrap_accuracy, "bt": ...}}` for each group, `all` pairs and the `conflicting` pairs (where
+    there are any): ICRM's correctness per draw and pair at each K (`probabilities[k]`: the draws one after another)."""
+    masks = {group: np.array([p["group"] == group for p in pairs]) for group in sorted({p["group"] for p in pairs})}
+    masks["all"] = np.ones(len(pairs), dtype=bool)
+    conflicting = np.array(has_conflicting_twin(pairs), dtype=bool)
+    if conflicting.any():
+        masks["conflicting"] = conflicting
+    out: dict[str, dict[str, Any]] = {}
+    for name, mask in masks.items():
+        out[name] = {}
+        for k, mu in probabilities.items():
+            correct = (mu.reshape(-1, len(pairs)) > 0.5).numpy()[:, mask]
+            out[name][k] = bootstrap_accuracy(correct, seed=seed)
+        if bt_mu is not None:
+            out[name]["bt"] = bootstrap_accuracy((bt_mu > 0.5).numpy()[mask], seed=seed)
+    return out
 
 
 def conflict_front(
@@ -215,6 +244,7 @@ def evaluate_steerability(
 
 
 __all__ = [
+    "accuracy_intervals",
     "conflict_front",
     "evaluate_steerability",
     "plot_accuracy_vs_k",

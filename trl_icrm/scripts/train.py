@@ -147,7 +147,10 @@ def load_pairs(script_args: TrainScriptArguments, training_args) -> tuple[object
 
     if script_args.dataset_streaming:
         raise SystemExit("trl-icrm train reads map-style data sets: --dataset_streaming is not supported.")
-    extra = (training_args.group_column, training_args.label_column) if script_args.method == "icrm" else ()
+    extra = ()
+    if script_args.method == "icrm":
+        extra = (training_args.group_column, training_args.label_column, training_args.batch_together_column)
+        extra = tuple(column for column in extra if column is not None)
     return load_training_pairs(
         script_args.dataset_name,
         script_args.dataset_config,
