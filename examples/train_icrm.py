@@ -7,7 +7,7 @@ of each objective. With `--compare_bt`, a conventional Bradley-Terry reward mode
 on the same pairs for comparison.
 
     python examples/train_icrm.py                       # embedded SmolLM2-135M-Instruct, CPU, ~10 minutes
-    python examples/train_icrm.py --compare_bt --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16
+    python examples/train_icrm.py --compare_bt --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16 true
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ for `accelerate launch`, with the same flags. Every default is a run on CPU with
     python recipes/grpo_math.py --reward icrm --reward_model_name_or_path outputs/math-icrm \
         --preferences_path outputs/math-preferences --output_dir outputs/grpo-math-icrm
     accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/grpo_math.py \
-        --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --dataset_name openai/gsm8k --bf16 --reward verifier
+        --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --dataset_name openai/gsm8k --bf16 true --reward verifier
     DS_ACCELERATOR=cpu accelerate launch --config_file recipes/accelerate_configs/cpu_zero2.yaml recipes/grpo_math.py
 
 Make the reward models first (`recipes/build_math_preferences.py`, then `recipes/train_reward_model.py`; the script

@@ -10,7 +10,7 @@ flags given after `--config` override them.
     python recipes/train_reward_model.py --method icrm --output_dir outputs/math-icrm
     python recipes/train_reward_model.py --method bt --output_dir outputs/math-bt
     python recipes/train_reward_model.py --config recipes/smollm2-135m/reward/config_bt.yaml
-    python recipes/train_reward_model.py --method icrm --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16
+    python recipes/train_reward_model.py --method icrm --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16 true
 """
 
 from trl_icrm.scripts.train import main, make_parser

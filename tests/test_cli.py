@@ -373,3 +373,19 @@ def test_steer_eval_checks_given_models_before_training(tmp_path, random_icrm_di
     assert exit.value.code == 1 and not (tmp_path / "bt").exists()  # no BT training started
     with pytest.raises(SystemExit, match="is a 'icrm' reward model, not the 'bt' model expected"):
         main(["steer-eval", "--bt_model_name_or_path", random_icrm_dir, "--icrm_model_name_or_path", random_icrm_dir])
+
+
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_every_command_help_exits_zero_and_hides_the_inherited_training_options(name, capsys):
+    from trl_icrm.cli import HELP_ALL
+
+    assert main([name, "--help"]) == 0
+    short = capsys.readouterr().out
+    assert main([name, HELP_ALL]) == 0
+    full = capsys.readouterr().out
+    assert f"usage: trl-icrm {name}" in short and f"usage: trl-icrm {name}" in full
+    if "--logging_nan_inf_filter" in full:  # a command with transformers.TrainingArguments
+        assert "--logging_nan_inf_filter" not in short and HELP_ALL in short
+        assert "--output_dir" in short and "--learning_rate" in short and len(short) < len(full)
+    else:
+        assert short.strip() == full.strip()

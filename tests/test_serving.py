@@ -185,6 +185,26 @@ def test_get_reward_matches_the_in_process_reward(server, icrm):
     assert logs["reward_variance"] == pytest.approx(float(np.mean(posterior.variance)), abs=1e-5)
     assert logs["confidence"] == pytest.approx(float(np.mean(posterior.extras["confidence"])), abs=1e-4)
     assert logs["num_demonstrations"] == pytest.approx(np.mean([len(d) for d in DEMONSTRATIONS]))
+    assert logs["point_reward"] == pytest.approx(float(np.mean(posterior.reward)), abs=1e-5)
+
+
+def test_reward_is_the_point_reward_and_penalized_reward_what_a_trainer_optimizes():
+    from trl_icrm.rewards import RewardPosterior
+    from trl_icrm.serving.clients import penalized_reward, verl_answer
+    from trl_icrm.serving.protocol import get_reward_response, item_results, score_response
+
+    posterior = RewardPosterior(reward=[2.0, -1.0], mean=[0.8, 0.3], variance=[0.04, 0.09], scale="probability")
+    for penalty, expected in ((None, [2.0, -1.0]), ("lcb", [0.6, 0.0]), ("mean", [0.8, 0.3])):
+        answer = score_response(item_results(posterior, penalty, 1.0), "probability", penalty, 1.0)
+        assert [r["reward"] for r in answer["results"]] == [2.0, -1.0]
+        np.testing.assert_allclose([r["penalized_reward"] for r in answer["results"]], expected, atol=1e-12)
+        np.testing.assert_allclose([penalized_reward(r) for r in answer["results"]], expected, atol=1e-12)
+        np.testing.assert_allclose([verl_answer(r)["score"] for r in answer["results"]], expected, atol=1e-12)
+        openrlhf = get_reward_response(item_results(posterior, penalty, 1.0))
+        np.testing.assert_allclose(openrlhf["rewards"], expected, atol=1e-12)
+        assert openrlhf["extra_logs"]["point_reward"] == 0.5
+    # An older server answered only `reward` (then the penalized one): the clients still read what it meant.
+    assert penalized_reward({"reward": 0.25, "mean": 0.5, "score": 0.5}) == 0.25
 
 
 def test_score_endpoint_answers_the_posterior(server, icrm):
@@ -200,8 +220,11 @@ def test_score_endpoint_answers_the_posterior(server, icrm):
     completions = [item["completion"] for item in items]
     posterior, rewards = _expected(icrm, prompts, completions, [item["demonstrations"] for item in items])
     results = answer["results"]
-    assert answer["scale"] == "probability" and answer["penalty"] == PENALTY
-    np.testing.assert_allclose([r["reward"] for r in results], rewards, rtol=0, atol=1e-5)
+    assert answer["scale"] == "probability" and answer["penalty"] == PENALTY and answer["penalty_coef"] == 1.0
+    # One meaning of `reward`: the point reward, as in-process; the penalty's value is `penalized_reward`.
+    np.testing.assert_allclose([r["reward"] for r in results], posterior.reward, rtol=0, atol=1e-5)
+    np.testing.assert_allclose([r["penalized_reward"] for r in results], rewards, rtol=0, atol=1e-5)
+    assert not np.allclose(posterior.reward, rewards, atol=1e-3)  # the two differ under lcb
     np.testing.assert_allclose([r["mean"] for r in results], posterior.mean, rtol=0, atol=1e-5)
     np.testing.assert_allclose([r["variance"] for r in results], posterior.variance, rtol=0, atol=1e-5)
 
@@ -222,7 +245,7 @@ def test_bank_keys_draw_as_the_in_process_bank_mode(server, random_icrm_dir):
     status, answer = _post(server.url + "/score", {"items": items})
     assert status == 200, answer
     np.testing.assert_allclose(
-        [r["reward"] for r in answer["results"]], banked(prompts, completions, key=keys), rtol=0, atol=1e-5
+        [r["penalized_reward"] for r in answer["results"]], banked(prompts, completions, key=keys), rtol=0, atol=1e-5
     )
 
 

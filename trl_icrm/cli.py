@@ -4,7 +4,8 @@
 Every command is a `TrlParser` script (snake_case flags, `--config file.yaml`, `--help` with every default), built by
 its module's `make_parser(prog=...)` and run by its `main(...)`, as TRL's own `trl <command>` scripts are. The table
 below is static, so `trl-icrm --help` lists the commands without importing any of them (nor torch, nor transformers);
-only the command that runs is imported.
+only the command that runs is imported. A command's `--help` lists its own options, TRL's and the everyday ones of
+`transformers.TrainingArguments`; `--help_all` lists them all.
 
     trl-icrm env
     trl-icrm train --method bt --output_dir outputs/math-bt
@@ -91,6 +92,54 @@ def _module_of(name: str) -> str:
     raise KeyError(f"Unknown trl-icrm command {name!r}.")
 
 
+HELP_ALL = "--help_all"
+"""The flag that lists every option of a command, the `transformers.TrainingArguments` ones included."""
+
+EVERYDAY_TRAINING_OPTIONS = frozenset(
+    {
+        "output_dir", "overwrite_output_dir", "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay",
+        "num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
+        "gradient_accumulation_steps", "gradient_checkpointing", "logging_steps", "eval_strategy", "eval_steps",
+        "save_strategy", "save_steps", "save_total_limit", "resume_from_checkpoint", "seed", "bf16", "fp16", "use_cpu",
+        "report_to", "run_name", "push_to_hub", "hub_model_id",
+    }
+)  # fmt: skip
+"""`transformers.TrainingArguments` options that `--help` lists (the others only with `--help_all`)."""
+
+
+def short_help(parser) -> str:
+    """The help of a command without the `transformers.TrainingArguments` options outside
+    [`EVERYDAY_TRAINING_OPTIONS`] (those that TRL's or trl-icrm's configs re-declare stay), and a note naming
+    `--help_all`."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    declared = {
+        name
+        for dataclass_type in parser.dataclass_types
+        for cls in dataclass_type.__mro__
+        if cls is not TrainingArguments and dataclasses.is_dataclass(cls)
+        for name in cls.__dict__.get("__annotations__", {})
+    }
+    hidden = {field.name for field in dataclasses.fields(TrainingArguments)} - declared - EVERYDAY_TRAINING_OPTIONS
+    actions = [action for action in parser._actions if action.dest in hidden]
+    if not actions:
+        return parser.format_help()
+    saved = [action.help for action in actions]
+    for action in actions:
+        action.help = argparse.SUPPRESS
+    try:
+        text = parser.format_help()
+    finally:
+        for action, help_text in zip(actions, saved, strict=True):
+            action.help = help_text
+    return (
+        f"{text}\n{len(hidden)} more options of transformers.TrainingArguments (logging, saving, evaluation, "
+        f"distributed and hub settings) are accepted too: `{parser.prog} {HELP_ALL}` lists them."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `trl-icrm <command> [arguments]`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -105,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if index > 0:
         parser.error(f"unrecognized arguments before the command: {' '.join(argv[:index])}")
     module, command_parser = make_command_parser(args.command)
+    if {"-h", "--help", HELP_ALL} & set(argv[index + 1 :]):
+        command_parser.print_help() if HELP_ALL in argv else print(short_help(command_parser))
+        return 0
     try:
         parsed = command_parser.parse_args_and_config(argv[index + 1 :])
     except ValueError as error:  # a value a dataclass rejects (`__post_init__`): a usage error, not a traceback

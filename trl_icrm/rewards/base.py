@@ -2,8 +2,10 @@
 """The reward-posterior interface that every trl-icrm reward model implements.
 
 A reward model scores a batch of (context, prompt, completion) and returns a [`RewardPosterior`]: per completion, a
-point reward and the mean and variance of its posterior on a declared scale. From it, one penalty (`penalty`,
-`penalty_coef`; see `trl_icrm.rewards.penalties`) gives the reward that a trainer receives. Every consumer reads
+point reward (`reward`) and the mean and variance of its posterior on a declared scale. From it, one penalty
+(`penalty`, `penalty_coef`; see `trl_icrm.rewards.penalties`) gives the penalized reward, the one a trainer receives
+(the point reward when `penalty` is `None`). `reward` means the point reward everywhere, the reward server's `/score`
+included, and `penalized_reward` the penalized one (docs/method.md, "Words"). Every consumer reads
 this one interface: the TRL reward callable (`RewardModel.__call__`, for `GRPOTrainer` / `RLOOTrainer`),
 `BestOfNSampler`, the ensembles and the experiments.
 
@@ -80,7 +82,7 @@ class RewardPosterior:
         return len(self.reward)
 
     def penalized(self, penalty: str | None, coef: float = 1.0) -> np.ndarray:
-        """The reward under `penalty`: the point reward (`None`), the mean (`"mean"`), or mean - coef * std
+        """The penalized reward under `penalty`: the point reward (`None`), the mean (`"mean"`), or mean - coef * std
         (`"lcb"`) or mean - coef * var (`"var_penalty"`)."""
         check_penalty(penalty)
         if penalty is None:
@@ -138,7 +140,7 @@ def check_batch(
 
 class RewardModel:
     """Base class of trl-icrm's reward models: [`score`] gives a [`RewardPosterior`]; calling the model is TRL's reward
-    function (one float per completion, after the penalty).
+    function (one float per completion: the penalized reward, `posterior.penalized(penalty, penalty_coef)`).
 
     Subclasses implement `score(prompts, completions, **columns)` and set `scale` and `has_uncertainty`.
 

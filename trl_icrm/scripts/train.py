@@ -17,7 +17,7 @@ its config), which `trl-icrm laplace` needs for a posterior over the LoRA weight
     trl-icrm train --method bt --output_dir outputs/math-bt
     trl-icrm train --method vrm --output_dir outputs/math-vrm --num_objectives 32 --num_features 4
     trl-icrm train --config recipes/smollm2-135m/reward/config_icrm.yaml
-    trl-icrm train --method icrm --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16
+    trl-icrm train --method icrm --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16 true
 """
 
 from __future__ import annotations

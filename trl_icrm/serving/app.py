@@ -7,7 +7,8 @@ Endpoints:
 - `POST /get_reward`: OpenRLHF's remote reward model (`--reward.remote_url http://HOST:PORT/get_reward`):
   `{"query": [...], "prompts": [...], "labels": [...]}` -> `{"rewards": [...], "scores": [...], "extra_logs": {...}}`;
 - `POST /score`: `{"items": [{"prompt", "completion", "demonstrations"?, "bank_key"?}]}` ->
-  `{"results": [{"reward", "mean", "variance", "score", "extras"}], "scale", "penalty"}`;
+  `{"results": [{"reward", "penalized_reward", "mean", "variance", "score", "extras"}], "scale", "penalty",
+  "penalty_coef"}` (`reward` is the point reward, `penalized_reward` the one under the server's penalty);
 - `GET /health`: status, the model, the settings and the counters; `GET /stats`: the counters only (`batches`,
   `requests`, `mean_batch_requests`, ...).
 
@@ -309,7 +310,7 @@ def create_app(
     @app.post("/score")
     async def score(request: Request):
         parse = lambda payload: parse_score(payload, config, policy)
-        respond = lambda results: score_response(results, reward.scale, reward.penalty)
+        respond = lambda results: score_response(results, reward.scale, reward.penalty, reward.penalty_coef)
         return await answer(request, scorer, config, parse, respond, "items", check)
 
     @app.get("/health")

@@ -19,7 +19,7 @@ Example:
 from trl_icrm.serving.clients import RewardClient
 
 client = RewardClient("http://127.0.0.1:8000,http://127.0.0.1:8001")
-client.score([{"prompt": "2+2?", "completion": "4", "demonstrations": [...]}])  # [{"reward", "mean", ...}]
+client.score([{"prompt": "2+2?", "completion": "4", "demonstrations": [...]}])  # [{"reward", "penalized_reward", "mean", ...}]
 ```
 """
 
@@ -291,9 +291,15 @@ def compute_score(
     return verl_answer(get_client(url, timeout=timeout).score([item])[0])
 
 
+def penalized_reward(result: Mapping[str, Any]) -> float | None:
+    """The reward a trainer optimizes from one `/score` result: its `penalized_reward` (the server's penalty applied),
+    or, from an older server that answers no such field, its `reward` (then the penalized one)."""
+    return result["penalized_reward"] if "penalized_reward" in result else result["reward"]
+
+
 def verl_answer(result: Mapping[str, Any]) -> dict[str, Any]:
     """verl's answer for one `/score` result: `{"score", "reward_mean", "reward_score", "reward_variance"?}`."""
-    answer = {"score": result["reward"], "reward_mean": result["mean"], "reward_score": result["score"]}
+    answer = {"score": penalized_reward(result), "reward_mean": result["mean"], "reward_score": result["score"]}
     if result.get("variance") is not None:
         answer["reward_variance"] = result["variance"]
     return answer
@@ -306,6 +312,7 @@ __all__ = [
     "base_url",
     "compute_score",
     "get_client",
+    "penalized_reward",
     "reward_func",
     "split_urls",
     "verl_answer",

@@ -10,8 +10,8 @@ Two request formats turn into the same list of [`ScoreItem`] (prompt, completion
   demonstration bank, an object `{"demonstrations": [...]}` or `{"bank_key": "..."}`, or `""` / `null` for none.
   The answer ([`get_reward_response`]) is `{"rewards": [...], "scores": [...], "extra_logs": {...}}`.
 - the raw scoring endpoint, `POST /score` ([`parse_score`]): `{"items": [{"prompt", "completion",
-  "demonstrations"?, "bank_key"?}, ...]}`, answered by [`score_response`] with each item's reward, posterior mean and
-  variance.
+  "demonstrations"?, "bank_key"?}, ...]}`, answered by [`score_response`] with each item's point reward, penalized
+  reward (the server's penalty applied), posterior mean and variance.
 
 Anything wrong in a request raises a [`RequestError`] that names the field (`labels[3]`,
 `items[0].demonstrations[1].chosen`) and carries the HTTP status: 400 for a body that is not JSON, 413 for a body
@@ -72,13 +72,15 @@ class ScoreItem:
 
 @dataclass
 class ItemResult:
-    """The answer for one completion: the reward (after the server's penalty), the posterior mean and variance on the
-    model's scale, a 0-1 score and the model's other per-completion values."""
+    """The answer for one completion: the point reward, the posterior mean and variance on the model's scale, a 0-1
+    score, the model's other per-completion values, and the penalized reward (the server's penalty applied: what a
+    trainer optimizes; the point reward when the server has no penalty). The words as in `trl_icrm.rewards.base`."""
 
     reward: float | None
     mean: float | None
     variance: float | None
     score: float | None
+    penalized_reward: float | None
     extras: dict[str, float | None] = field(default_factory=dict)
 
 
@@ -387,17 +389,16 @@ def unit_score(mean: np.ndarray, scale: str) -> np.ndarray:
 
 
 def item_results(posterior, penalty: str | None, penalty_coef: float) -> list[ItemResult]:
-    """Per-completion answers of a reward posterior (`trl_icrm.rewards.RewardPosterior`) under the server's
-    penalty."""
-    rewards = posterior.penalized(penalty, penalty_coef)
+    """Per-completion answers of a reward posterior (`trl_icrm.rewards.RewardPosterior`): its point reward, and the
+    penalized reward under the server's penalty."""
+    penalized = posterior.penalized(penalty, penalty_coef)
     scores = unit_score(posterior.mean, posterior.scale)
     results = []
     for i in range(len(posterior)):
         variance = None if posterior.variance is None else _finite(posterior.variance[i])
         extras = {key: _finite(values[i]) for key, values in posterior.extras.items() if len(values) == len(posterior)}
-        results.append(
-            ItemResult(_finite(rewards[i]), _finite(posterior.mean[i]), variance, _finite(scores[i]), extras)
-        )
+        values = (_finite(posterior.reward[i]), _finite(posterior.mean[i]), variance, _finite(scores[i]))
+        results.append(ItemResult(*values, _finite(penalized[i]), extras))
     return results
 
 
@@ -407,10 +408,13 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def get_reward_response(results: Sequence[ItemResult]) -> dict[str, Any]:
-    """OpenRLHF's answer: `{"rewards", "scores", "extra_logs"}`; `extra_logs` holds the means over the request's
-    completions of the posterior mean and variance and of the model's other values (e.g. ICRM's confidence)."""
+    """OpenRLHF's answer: `{"rewards", "scores", "extra_logs"}`. `rewards` are the penalized rewards (what the RL
+    engine optimizes); `extra_logs` holds the means over the request's completions of the point reward
+    (`point_reward`: OpenRLHF logs its own `reward`), the posterior mean and variance and the model's other values
+    (e.g. ICRM's confidence)."""
     extra_logs: dict[str, float] = {}
-    columns: dict[str, list[float | None]] = {"reward_mean": [r.mean for r in results]}
+    columns: dict[str, list[float | None]] = {"point_reward": [r.reward for r in results]}
+    columns["reward_mean"] = [r.mean for r in results]
     if any(r.variance is not None for r in results):
         columns["reward_variance"] = [r.variance for r in results]
     for result in results:
@@ -420,18 +424,20 @@ def get_reward_response(results: Sequence[ItemResult]) -> dict[str, Any]:
         mean = _mean(values)
         if mean is not None:
             extra_logs[key] = mean
-    return {"rewards": [r.reward for r in results], "scores": [r.score for r in results], "extra_logs": extra_logs}
+    rewards = [r.penalized_reward for r in results]
+    return {"rewards": rewards, "scores": [r.score for r in results], "extra_logs": extra_logs}
 
 
-def score_response(results: Sequence[ItemResult], scale: str, penalty: str | None) -> dict[str, Any]:
-    """The `/score` answer: per item its reward, mean, variance, 0-1 score and extras."""
+def score_response(
+    results: Sequence[ItemResult], scale: str, penalty: str | None, penalty_coef: float = 1.0
+) -> dict[str, Any]:
+    """The `/score` answer: per item its point reward, penalized reward, mean, variance, 0-1 score and extras."""
+    fields = ("reward", "penalized_reward", "mean", "variance", "score", "extras")
     return {
-        "results": [
-            {"reward": r.reward, "mean": r.mean, "variance": r.variance, "score": r.score, "extras": r.extras}
-            for r in results
-        ],
+        "results": [{name: getattr(r, name) for name in fields} for r in results],
         "scale": scale,
         "penalty": penalty,
+        "penalty_coef": penalty_coef,
     }
 
 

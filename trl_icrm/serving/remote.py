@@ -5,8 +5,8 @@ policy and the reward model need not share a device or a node.
 It is asynchronous: `GRPOTrainer` and `RLOOTrainer` run it on their event loop, alongside any other asynchronous
 reward function, while the HTTP requests wait in worker threads. Each call sends the batch's prompts, completions and
 per-sample demonstrations (a dataset column, bank keys, or a fixed set) to the server's `/score` endpoint and returns
-the server's reward for each completion (`None` where the server has none, e.g. a non-finite one: TRL reads it as
-NaN).
+the server's penalized reward for each completion (`penalized_reward`: the reward under the server's `--penalty`, the
+point reward without one; `None` where the server has none, e.g. a non-finite one: TRL reads it as NaN).
 
 Example:
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..rewards.base import check_batch, columns_only
-from .clients import RewardClient, RewardServerError, _plain
+from .clients import RewardClient, RewardServerError, _plain, penalized_reward
 
 
 class RemoteReward:
@@ -104,8 +104,8 @@ class RemoteReward:
         return items
 
     def results(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[dict[str, Any]]:
-        """The server's answer for each completion: `{"reward", "mean", "variance", "score", "extras"}` (blocking;
-        the requests to different replicas run concurrently)."""
+        """The server's answer for each completion: `{"reward", "penalized_reward", "mean", "variance", "score",
+        "extras"}` (blocking; the requests to different replicas run concurrently)."""
         items = self.items(prompts, completions, columns)
         shards = self.client.shard(items, self.max_items_per_request)
         send = lambda shard: self.client.score([items[i] for i in shard])
@@ -136,7 +136,7 @@ class RemoteReward:
                 values = [value for value in values if value is not None]
                 if values:
                     log_metric(f"{self.__name__}/{key}", float(np.mean(values)))
-        return [result["reward"] for result in results]
+        return [penalized_reward(result) for result in results]  # what the trainer optimizes
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.__name__!r}, urls={self.client.urls!r})"
