@@ -112,8 +112,17 @@ def icrm_loss_from_posterior(
     max_concentration: float = DEFAULT_MAX_CONCENTRATION,
     margin: torch.Tensor | None = None,
 ) -> ICRMLossOutput:
-    """Negative ELBO of ICRM for posteriors given as (mu, tau) (and, for precision, the margin with
-    mu = sigmoid(margin)); `loss` is the batch mean."""
+    """Negative ELBO of ICRM for posteriors given as (mu, tau); `loss` is the batch mean.
+
+    Args:
+        mu, tau: Posterior mean of P(y_a > y_b) and its total evidence, shape `(batch,)` ([`pair_posterior`]).
+        labels: z in [0, 1], the probability that y_a is preferred (1 for hard labels with y_a = chosen).
+        prior_alpha, prior_beta: The Beta prior (default Beta(1, 1), uniform).
+        kl_coef: Weight of KL(q || prior); > 0 gives the interior optimum with finite confidence.
+        min_concentration, max_concentration: Range of the posterior's alpha and beta, for numerical safety (values
+            clamped, gradients kept).
+        margin: Optionally r_a - r_b with mu = sigmoid(margin), for precision near saturation ([`beta_posterior`]).
+    """
     alpha, beta = beta_posterior(mu, tau, min_concentration, max_concentration, margin)
     labels = torch.as_tensor(labels, dtype=alpha.dtype, device=alpha.device).expand_as(alpha)
     if ((labels < 0) | (labels > 1)).any():
@@ -131,31 +140,25 @@ def icrm_loss(
     confidence_logits_a: torch.Tensor,
     confidence_logits_b: torch.Tensor,
     labels: torch.Tensor | float = 1.0,
-    prior_alpha: float = 1.0,
-    prior_beta: float = 1.0,
-    kl_coef: float = 0.1,
+    *,
     eps: float = 1e-3,
-    min_concentration: float = DEFAULT_MIN_CONCENTRATION,
-    max_concentration: float = DEFAULT_MAX_CONCENTRATION,
+    **objective: float,
 ) -> ICRMLossOutput:
-    """Negative ELBO of ICRM for a batch of pairs from the two heads' raw outputs.
+    """Negative ELBO of ICRM for a batch of pairs from the two heads' raw outputs: their posterior
+    ([`pair_posterior`]) scored by [`icrm_loss_from_posterior`].
 
     Args:
         rewards_a, rewards_b: Reward-head outputs r for y_a and y_b, shape `(batch,)`.
         confidence_logits_a, confidence_logits_b: Confidence-head outputs (before softplus), shape `(batch,)`.
         labels: z in [0, 1], the probability that y_a is preferred (1 for hard labels with y_a = chosen).
-        prior_alpha, prior_beta: The Beta prior (default Beta(1, 1), uniform).
-        kl_coef: Weight of KL(q || prior); > 0 gives the interior optimum with finite confidence.
         eps: Floor of the per-response evidence kappa = softplus(c) + eps.
-        min_concentration, max_concentration: Range of the posterior's alpha and beta, for numerical safety (values
-            clamped, gradients kept).
+        **objective: The settings of the objective, `prior_alpha`, `prior_beta`, `kl_coef`, `min_concentration`,
+            `max_concentration`: see [`icrm_loss_from_posterior`] (defaults: Beta(1, 1) prior, `kl_coef=0.1`).
     """
     mu, tau = pair_posterior(
         rewards_a, rewards_b, confidence(confidence_logits_a, eps), confidence(confidence_logits_b, eps)
     )
-    return icrm_loss_from_posterior(
-        mu, tau, labels, prior_alpha, prior_beta, kl_coef, min_concentration, max_concentration, rewards_a - rewards_b
-    )
+    return icrm_loss_from_posterior(mu, tau, labels, margin=rewards_a - rewards_b, **objective)
 
 
 def response_posterior(

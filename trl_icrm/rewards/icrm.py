@@ -39,11 +39,11 @@ from ..demonstrations import (
 )
 from ..icrm.modeling import icrm_settings_of, load_icrm_model, split_heads
 from ..icrm.objective import confidence, response_posterior
-from .base import RewardModel, RewardPosterior
-from .scoring import DEFAULT_PREFIX_CACHE_BYTES, SequenceScorer, load_trained_for_scoring
+from .base import RewardPosterior
+from .scoring import DEFAULT_PREFIX_CACHE_BYTES, SequenceScorer, TrainedRewardModel
 
 
-class ICRMReward(RewardModel):
+class ICRMReward(TrainedRewardModel, load_model=load_icrm_model, settings_of=icrm_settings_of, default_name="icrm"):
     """
     An ICRM reward model as a TRL reward function, steered per prompt by demonstrations.
 
@@ -63,8 +63,6 @@ class ICRMReward(RewardModel):
     Args:
         model: A trained ICRM model: folder, hub id, PEFT adapter folder, or a loaded model (then pass `tokenizer`).
         tokenizer: The model's tokenizer when `model` is a loaded model.
-        penalty: `None` (r), `"mean"`, `"lcb"` or `"var_penalty"`.
-        penalty_coef: k of the uncertainty penalties.
         demonstrations_column: Dataset column of per-row demonstrations (column mode).
         demonstration_bank, bank_key_column, num_demonstrations: Bank mode (`num_demonstrations` is the K drawn from a
             key's pairs, read in bank mode only: column and fixed demonstrations are used as given).
@@ -85,19 +83,17 @@ class ICRMReward(RewardModel):
         seed: Seed of bank draws.
         max_cached_demonstrations: Most demonstrations whose token ids are kept between calls (least recently used
             ones are dropped first), so a long-running reward (e.g. a server) stays bounded.
-        name: The name TRL logs the reward under (default `"icrm"`).
+        **common: `penalty` (`None`: r, `"mean"`, `"lcb"` or `"var_penalty"`), `penalty_coef` (k of the uncertainty
+            penalties), `name` (default `"icrm"`) and `trust_remote_code`: see [`TrainedRewardModel`].
     """
 
     scale = "probability"
-    has_uncertainty = True
 
     def __init__(
         self,
         model: str | PreTrainedModel,
         tokenizer=None,
         *,
-        penalty: str | None = None,
-        penalty_coef: float = 1.0,
         demonstrations_column: str | None = "demonstrations",
         demonstration_bank: Mapping[Any, Sequence[Mapping[str, Any]]] | None = None,
         bank_key_column: str | None = None,
@@ -111,14 +107,10 @@ class ICRMReward(RewardModel):
         bank_draw: str = "per_prompt",
         seed: int = 0,
         max_cached_demonstrations: int = 100_000,
-        name: str = "icrm",
-        trust_remote_code: bool = False,
+        **common: Any,
     ):
-        super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
         _check_demonstration_sources(demonstration_bank, bank_key_column, fixed_demonstrations)
-        self.model, self.tokenizer, self.settings = load_trained_for_scoring(
-            model, tokenizer, load_icrm_model, icrm_settings_of, trust_remote_code=trust_remote_code
-        )
+        super().__init__(model, tokenizer, **common)
         self.renderer = DemonstrationRenderer(self.tokenizer, self.settings.template)
         self.demonstrations_column = demonstrations_column
         self.bank = DemonstrationBank(

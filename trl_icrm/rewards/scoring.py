@@ -3,7 +3,8 @@
 
 [`SequenceScorer`] scores `prefix + query` token rows; rows that share a prefix (the demonstrations of an ICRM
 context) are scored against one key-value cache of it. [`load_for_scoring`] loads a scoring model whole on every
-process, even under DeepSpeed ZeRO-3 (see `trl_icrm.utils.distributed`).
+process, even under DeepSpeed ZeRO-3 (see `trl_icrm.utils.distributed`); [`TrainedRewardModel`], the base of the
+reward models of a trained method, loads its model, tokenizer and settings with it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..models import (
     unwrap_peft,
 )
 from ..utils.distributed import zero3_init_disabled
+from .base import RewardModel
 
 
 logger = logging.getLogger(__name__)
@@ -58,14 +60,79 @@ def load_for_scoring(
     return model.eval(), tokenizer
 
 
-def load_trained_for_scoring(
-    model: str | os.PathLike | Any, tokenizer: Any, loader: Callable[..., tuple[Any, Any]], settings_of, **load_kwargs
-) -> tuple[Any, Any, Any]:
-    """`(model, tokenizer, settings)` of a trained reward model: [`load_for_scoring`] with the method's `loader`
-    (which refuses a model without trained settings: `allow_new_head=False`), and its settings (`settings_of`)."""
-    load = partial(loader, allow_new_head=False, **load_kwargs)
-    model, tokenizer = load_for_scoring(model, tokenizer, load)
-    return model, tokenizer, settings_of(unwrap_peft(model))
+class TrainedRewardModel(RewardModel):
+    """Base class of the reward models of a trained trl-icrm method (ICRM, VRM): a model, its tokenizer and the
+    settings it was trained with, loaded for scoring ([`load_for_scoring`]: whole, even under ZeRO-3). The methods are
+    Bayesian: their rewards have a variance (`has_uncertainty`).
+
+    A subclass names its method where it is declared: the loader `load_model` (called with `allow_new_head=False`, so
+    that a model without trained settings is refused), `settings_of` (the settings of a loaded model) and the default
+    `name`. Its own constructor arguments are keyword-only; it passes the ones below on to this constructor.
+
+    Args:
+        model: A trained model of the method: folder, hub id, PEFT adapter folder, or a loaded model (then pass
+            `tokenizer`).
+        tokenizer: The model's tokenizer when `model` is a loaded model.
+        penalty, penalty_coef: See [`RewardModel`].
+        name: The name TRL logs the reward under (default: the method's `default_name`).
+        trust_remote_code: Whether a model loaded by path may run code from its repository (off by default).
+
+    Example:
+
+    ```python
+    from trl_icrm.rewards.scoring import TrainedRewardModel
+    from trl_icrm.vrm.modeling import load_vrm_model, vrm_settings_of
+
+
+    class MyReward(TrainedRewardModel, load_model=load_vrm_model, settings_of=vrm_settings_of, default_name="mine"):
+        scale = "score"
+
+        def __init__(self, model, tokenizer=None, *, batch_size: int = 16, **common):
+            super().__init__(model, tokenizer, **common)  # penalty, penalty_coef, name, trust_remote_code
+            self.batch_size = batch_size
+
+        def score(self, prompts, completions, **columns): ...  # a RewardPosterior from self.model and self.settings
+    ```
+    """
+
+    has_uncertainty = True
+    load_model: Callable[..., tuple[Any, Any]]
+    settings_of: Callable[[Any], Any]
+    default_name: str
+
+    def __init_subclass__(
+        cls,
+        *,
+        load_model: Callable[..., tuple[Any, Any]] | None = None,
+        settings_of: Callable[[Any], Any] | None = None,
+        default_name: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init_subclass__(**kwargs)
+        if load_model is not None:
+            cls.load_model = staticmethod(load_model)
+        if settings_of is not None:
+            cls.settings_of = staticmethod(settings_of)
+        if default_name is not None:
+            cls.default_name = default_name
+        missing = [key for key in ("load_model", "settings_of", "default_name") if not hasattr(cls, key)]
+        if missing:
+            raise TypeError(f"{cls.__name__} must name its method's {', '.join(missing)} where it is declared.")
+
+    def __init__(
+        self,
+        model: str | os.PathLike | Any,
+        tokenizer: Any = None,
+        *,
+        penalty: str | None = None,
+        penalty_coef: float = 1.0,
+        name: str | None = None,
+        trust_remote_code: bool = False,
+    ):
+        super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=self.default_name if name is None else name)
+        load = partial(self.load_model, allow_new_head=False, trust_remote_code=trust_remote_code)
+        self.model, self.tokenizer = load_for_scoring(model, tokenizer, load)
+        self.settings = self.settings_of(unwrap_peft(self.model))
 
 
 def model_device(model) -> torch.device:
@@ -370,10 +437,10 @@ __all__ = [
     "DEFAULT_PREFIX_CACHE_BYTES",
     "PrefixCache",
     "SequenceScorer",
+    "TrainedRewardModel",
     "group_by_prefix",
     "pooled_index",
     "load_for_scoring",
-    "load_trained_for_scoring",
     "model_device",
     "weights_fingerprint",
 ]

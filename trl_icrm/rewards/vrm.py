@@ -30,11 +30,11 @@ from ..demonstrations import DemonstrationRenderer
 from ..models import pad_right
 from ..vrm.modeling import VRMHeadOutput, encode_prompt, load_vrm_model, prompt_length, vrm_forward, vrm_settings_of
 from ..vrm.objective import mean_reward, mean_weights, reward_moments, sample_rewards
-from .base import RewardModel, RewardPosterior
-from .scoring import load_trained_for_scoring, model_device
+from .base import RewardPosterior
+from .scoring import TrainedRewardModel, model_device
 
 
-class VRMReward(RewardModel):
+class VRMReward(TrainedRewardModel, load_model=load_vrm_model, settings_of=vrm_settings_of, default_name="vrm"):
     """
     A VRM reward model as a reward posterior and a TRL reward function.
 
@@ -45,34 +45,26 @@ class VRMReward(RewardModel):
     Args:
         model: A trained VRM model: folder, PEFT adapter folder, or a loaded model (then pass `tokenizer`).
         tokenizer: The model's tokenizer when `model` is a loaded model.
-        penalty: `None`, `"mean"`, `"lcb"` or `"var_penalty"`.
-        penalty_coef: k of the uncertainty penalties.
         batch_size: Sequences per forward pass.
         scoring_samples: Monte Carlo samples for the mean and variance (default: the model's setting; 0: exact).
         seed: Seed of the Monte Carlo samples.
-        name: The name TRL logs the reward under (default `"vrm"`).
+        **common: `penalty` (`None`, `"mean"`, `"lcb"` or `"var_penalty"`), `penalty_coef` (k of the uncertainty
+            penalties), `name` (default `"vrm"`) and `trust_remote_code`: see [`TrainedRewardModel`].
     """
 
     scale = "score"
-    has_uncertainty = True
 
     def __init__(
         self,
         model: str | PreTrainedModel,
         tokenizer=None,
         *,
-        penalty: str | None = None,
-        penalty_coef: float = 1.0,
         batch_size: int = 16,
         scoring_samples: int | None = None,
         seed: int = 0,
-        name: str = "vrm",
-        trust_remote_code: bool = False,
+        **common: Any,
     ):
-        super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
-        self.model, self.tokenizer, self.settings = load_trained_for_scoring(
-            model, tokenizer, load_vrm_model, vrm_settings_of, trust_remote_code=trust_remote_code
-        )
+        super().__init__(model, tokenizer, **common)
         self.renderer = DemonstrationRenderer(self.tokenizer)
         self.batch_size = batch_size
         self.scoring_samples = self.settings.scoring_samples if scoring_samples is None else scoring_samples
