@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.trl-icrm-installed
 
-.PHONY: setup demo test test-slow bench clean-venv
+.PHONY: setup demo test test-slow bench help-texts clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -m slow
+
+# Rewrite the stored `trl-icrm <command> --help` texts after changing a command's arguments (a test checks them).
+help-texts: setup
+	$(PY) -m trl_icrm.cli --write_help
 
 clean-venv:
 	rm -rf $(VENV)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import NamedTuple
 
@@ -140,6 +141,49 @@ def short_help(parser) -> str:
     )
 
 
+HELP_TEXT_DIR = os.path.join(os.path.dirname(__file__), "scripts", "help")
+"""Where each command's `--help` text is stored (`<command>.txt`), so that `--help` answers without importing torch,
+transformers or TRL; `tests/test_cli.py` checks every stored text against the live parser's, and
+`python -m trl_icrm.cli --write_help` rewrites them."""
+
+HELP_COLUMNS = "120"
+"""Terminal width the stored help texts are formatted for."""
+
+
+def stored_help(name: str) -> str | None:
+    """The stored `--help` text of the command `name`, or None when there is none."""
+    path = os.path.join(HELP_TEXT_DIR, f"{name}.txt")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def live_help(name: str) -> str:
+    """The `--help` text of the command `name` from its parser, formatted for [`HELP_COLUMNS`] columns."""
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_COLUMNS
+    try:
+        return short_help(make_command_parser(name)[1]) + "\n"
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+
+
+def write_help_texts(folder: str = HELP_TEXT_DIR) -> list[str]:
+    """Write every command's [`live_help`] to `folder/<command>.txt`; returns the paths."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for command in COMMANDS:
+        path = os.path.join(folder, f"{command.name}.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(live_help(command.name))
+        paths.append(path)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `trl-icrm <command> [arguments]`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -153,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     index = argv.index(args.command)
     if index > 0:
         parser.error(f"unrecognized arguments before the command: {' '.join(argv[:index])}")
+    if argv[index + 1 :] in (["-h"], ["--help"]) and (text := stored_help(args.command)) is not None:
+        print(text, end="")
+        return 0
     module, command_parser = make_command_parser(args.command)
     if {"-h", "--help", HELP_ALL} & set(argv[index + 1 :]):
         command_parser.print_help() if HELP_ALL in argv else print(short_help(command_parser))
@@ -191,4 +238,7 @@ def _end_process_group() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--write_help"]:
+        print("\n".join(write_help_texts()))
+        sys.exit(0)
     sys.exit(main())
