@@ -16,8 +16,8 @@ with opposite labels under objectives that disagree (conflicting twins share a `
 | `no_refusal` | the answer without a refusal phrase (`REFUSAL_PATTERN`) | both or neither refuse |
 
 Prompts, not pairs, are split into train and held-out (by a seeded permutation of the distinct prompts), so no
-held-out prompt is seen in training under any objective. The held-out objectives (`clarifying` by default) are left
-out of the training split entirely and appear only in the held-out split.
+held-out prompt is seen in training under any objective. The held-out objectives (`clarifying` and `no_refusal` by
+default) are left out of the training split entirely and appear only in the held-out split.
 
 Example:
 
@@ -90,7 +90,7 @@ OBJECTIVES: dict[str, Rule] = {
 }
 """Each objective's rule on (original chosen text, original rejected text): which answer it prefers, or a tie."""
 
-DEFAULT_HELD_OUT_OBJECTIVES = ("clarifying",)
+DEFAULT_HELD_OUT_OBJECTIVES = ("clarifying", "no_refusal")
 
 
 def label_pair(row: Mapping[str, Any], objective: str) -> dict[str, Any] | None:

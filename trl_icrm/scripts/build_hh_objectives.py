@@ -14,7 +14,7 @@ give the same set.
     trl-icrm build-hh-objectives --dataset_name harmless-base-test.jsonl.gz --objectives harmless \
         --output_dir outputs/hh-harmless       # the original labels only, on the same prompt split
     trl-icrm build-hh-objectives --dataset_name Anthropic/hh-rlhf --dataset_config harmless-base \\
-        --dataset_train_split test --held_out_objectives clarifying no_refusal
+        --dataset_train_split test --held_out_objectives clarifying
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from trl import ScriptArguments
 
+from ..data.hh_objectives import DEFAULT_HELD_OUT_OBJECTIVES
 from ._common import command_parser
 
 
@@ -43,7 +44,7 @@ class BuildHHObjectivesArguments(ScriptArguments):
         metadata={"help": "Objectives to label the pairs with."},
     )
     held_out_objectives: list[str] = field(
-        default_factory=lambda: ["clarifying"],
+        default_factory=lambda: list(DEFAULT_HELD_OUT_OBJECTIVES),
         metadata={
             "help": "Objectives left out of the training split (they appear only in the held-out split); those not "
             "among --objectives are ignored."
