@@ -7,7 +7,7 @@ Run by `trl-icrm steer-eval`:
     trl-icrm steer-eval --output_dir outputs/steerability                      # trains both with LoRA, then evaluates
     trl-icrm steer-eval --icrm_model_name_or_path outputs/steerability/icrm \
         --bt_model_name_or_path outputs/steerability/bt                        # evaluate only
-    trl-icrm steer-eval --benchmark pku_saferlhf --benchmark_path data/pku.jsonl --icrm_model_name_or_path my-icrm \
+    trl-icrm steer-eval --benchmark pku_saferlhf --dataset_name data/pku.jsonl --icrm_model_name_or_path my-icrm \
         --no_bt --conflict helpfulness harmlessness
 
 Evaluation sets on the built-in data ([`builtin_steerability_data`]): `unseen` (test prompts of the unseen objectives,
@@ -151,13 +151,50 @@ def benchmark_steerability_data(
     demonstration_fraction: float = 0.5,
     max_eval_pairs: int | None = None,
     seed: int = 0,
+    split: str | None = None,
+    config: str | None = None,
 ) -> SteerabilityData:
-    """A public preference benchmark ([`~trl_icrm.data.benchmarks.load_preference_benchmark`]) as
-    [`SteerabilityData`], split by [`benchmark_eval_sets`]; it has no training pairs."""
+    """A public preference benchmark ([`~trl_icrm.data.benchmarks.load_preference_benchmark`]; its own `split` by
+    default) as [`SteerabilityData`], split by [`benchmark_eval_sets`]; it has no training pairs."""
     from ..data.benchmarks import load_preference_benchmark
 
-    pairs = load_preference_benchmark(benchmark, benchmark_path).to_list()
+    pairs = load_preference_benchmark(benchmark, benchmark_path, split, config).to_list()
     eval_sets = benchmark_eval_sets(pairs, demonstration_fraction, max_eval_pairs, seed)
+    return SteerabilityData(eval_sets=eval_sets, conflict_set="benchmark")
+
+
+def pairs_steerability_data(
+    dataset_name: str,
+    dataset_config: str | None = None,
+    dataset_train_split: str = "train",
+    dataset_test_split: str | None = "test",
+    demonstration_fraction: float = 0.5,
+    max_eval_pairs: int | None = None,
+    seed: int = 0,
+    group_column: str = "group",
+) -> SteerabilityData:
+    """Your own preference pairs with a group column (any format `trl-icrm train` reads:
+    [`~trl_icrm.data.loading.load_preference_splits`]; the test split where there is one) as [`SteerabilityData`],
+    split by [`benchmark_eval_sets`] like a benchmark; it has no training pairs."""
+    from ..data.loading import load_preference_splits
+
+    train, test = load_preference_splits(dataset_name, dataset_config, dataset_train_split, dataset_test_split)
+    pairs = test if test is not None else train
+    if group_column not in pairs.column_names:
+        raise ValueError(
+            f"Steerability is measured per group: {dataset_name!r} has no {group_column!r} column (its columns are "
+            f"{sorted(pairs.column_names)}); or name a benchmark with --benchmark."
+        )
+    rows = [
+        {
+            "prompt": row["prompt"],
+            "chosen": row["chosen"],
+            "rejected": row["rejected"],
+            "group": str(row[group_column]),
+        }
+        for row in pairs
+    ]
+    eval_sets = benchmark_eval_sets(rows, demonstration_fraction, max_eval_pairs, seed)
     return SteerabilityData(eval_sets=eval_sets, conflict_set="benchmark")
 
 
@@ -325,7 +362,8 @@ def steerability_models(
     if need_icrm or need_bt:
         if data.train_dataset is None:
             raise SteerabilityModelError(
-                "Pass --icrm_model_name_or_path (and --bt_model_name_or_path or --no_bt) to evaluate on a benchmark."
+                "Pass --icrm_model_name_or_path (and --bt_model_name_or_path or --no_bt) to evaluate on a benchmark or "
+                "your own pairs (--dataset_name): they hold no training pairs."
             )
         record["training"] = train_steerable_models(
             data.train_dataset, output_dir, training_args, train_icrm=need_icrm, train_bt=need_bt
@@ -364,6 +402,7 @@ __all__ = [
     "builtin_eval_sets",
     "builtin_steerability_data",
     "headline",
+    "pairs_steerability_data",
     "steerability_models",
     "train_steerable_bt",
     "train_steerable_icrm",
