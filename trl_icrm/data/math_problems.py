@@ -495,8 +495,7 @@ def load_gsm8k_like(
     '18'
     ```
     """
-    from .loading import load_split
-    from .prompts import default_config
+    from .loading import default_config, load_split
 
     dataset = load_split(path_or_name, split, default_config(path_or_name, name), **load_dataset_kwargs)
     missing = {"question", "answer"} - set(dataset.column_names)

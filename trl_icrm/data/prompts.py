@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .math_problems import DEFAULT_INSTRUCTION, extract_gsm8k_answer, gsm8k_to_prompts, make_prompt
@@ -141,14 +140,6 @@ def to_prompt_dataset(
     return dataset.map(to_prompt_format, desc="MATH problems to prompts")
 
 
-def default_config(dataset_name: str | os.PathLike, dataset_config: str | None) -> str | None:
-    """`dataset_config`, or `"main"` for GSM8K's hub id (`openai/gsm8k`), whose configs are `main` and `socratic`."""
-    name = str(dataset_name)
-    if dataset_config is None and name.split("/")[-1].lower() == "gsm8k" and not Path(name).expanduser().exists():
-        return "main"
-    return dataset_config
-
-
 def load_prompt_splits(
     dataset_name: str | os.PathLike,
     dataset_config: str | None = None,
@@ -160,7 +151,7 @@ def load_prompt_splits(
     """(train, test or None) of a prompt data set named as TRL's `ScriptArguments` name it
     ([`~trl_icrm.data.loading.load_dataset_splits`]: a hub id, a folder, or a local file, which is all train split),
     each converted by [`to_prompt_dataset`]."""
-    from .loading import load_dataset_splits
+    from .loading import default_config, load_dataset_splits
 
     config = default_config(dataset_name, dataset_config)
     train, test = load_dataset_splits(dataset_name, config, dataset_train_split, dataset_test_split)
@@ -189,7 +180,6 @@ __all__ = [
     "MATH_INSTRUCTION",
     "MATH_SHAPES",
     "PromptDatasetError",
-    "default_config",
     "final_answer",
     "first_rows",
     "load_prompt_splits",
