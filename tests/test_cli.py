@@ -267,9 +267,21 @@ def test_readme_steer_eval_command_parses_with_its_flags():
 
 def test_steer_eval_on_a_benchmark_needs_trained_models(tmp_path):
     benchmark = ROOT / "tests" / "fixtures" / "benchmarks" / "pku_saferlhf.jsonl"
-    argv = ["steer-eval", "--benchmark", "pku_saferlhf", "--benchmark_path", str(benchmark)]
+    argv = ["steer-eval", "--benchmark", "pku_saferlhf", "--dataset_name", str(benchmark)]
     with pytest.raises(SystemExit, match="--icrm_model_name_or_path"):
         main([*argv, "--output_dir", str(tmp_path)])
+    with pytest.warns(FutureWarning, match="--benchmark_path is deprecated"), pytest.raises(SystemExit):
+        main(
+            [
+                "steer-eval",
+                "--benchmark",
+                "pku_saferlhf",
+                "--benchmark_path",
+                str(benchmark),
+                "--output_dir",
+                str(tmp_path),
+            ]
+        )
     with pytest.raises(SystemExit, match="--conflict takes two groups"):
         main([*argv, "--output_dir", str(tmp_path), "--conflict", "a", "b", "c"])
 

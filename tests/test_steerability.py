@@ -198,7 +198,7 @@ def test_conflicting_pairs_are_twins_that_prefer_the_other_answer():
 def test_a_data_set_with_a_held_out_split_gives_seen_and_held_out_sets(tmp_path):
     from datasets import Dataset, DatasetDict
 
-    from trl_icrm.experiments.steerability import dataset_steerability_data
+    from trl_icrm.experiments.steerability import pairs_steerability_data
 
     def rows(pair_ids, groups):  # `compliant` prefers the answer `harmless` rejects
         out = []
@@ -213,11 +213,11 @@ def test_a_data_set_with_a_held_out_split_gives_seen_and_held_out_sets(tmp_path)
     train = rows(range(10), ("harmless", "compliant"))
     test = rows(range(10, 50), ("harmless", "compliant", "clarifying"))
     DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test)}).save_to_disk(tmp_path / "set")
-    data = dataset_steerability_data(str(tmp_path / "set"), max_eval_pairs=8, seed=0)
+    data = pairs_steerability_data(str(tmp_path / "set"), max_eval_pairs=8, seed=0)
     seen, pools = data.eval_sets["seen"]
     held_out, _ = data.eval_sets["held_out"]
     assert {p["group"] for p in seen} == {"harmless", "compliant"} and {p["group"] for p in held_out} == {"clarifying"}
-    assert len({p["pair_id"] for p in seen}) == 8 and len(seen) == 16  # twins kept together
+    assert len({p["pair_id"] for p in seen}) == 8 and len(seen) == 16  # 8 per group, twins kept together
     demo_prompts = {d["prompt"] for group in pools.values() for d in group}
     assert not demo_prompts & {p["prompt"] for p in seen + held_out}  # demonstrations on other prompts
     assert data.conflict_set == "seen"

@@ -178,6 +178,15 @@ def test_trl_call_signature_and_logging(reward):
     assert MathVerifyReward(name="correct").__name__ == "correct"
 
 
+def test_latex_reference_answers_are_read_whole(reward):
+    """MATH-style reference answers are one LaTeX expression: `3\\sqrt{13}` is not the number 3, `6 - 5i` not 5."""
+    answers = ["3\\sqrt{13}", "6 - 5i", "1,-2", "\\left( 3, \\frac{\\pi}{2} \\right)", "18", "\\frac{1}{2}"]
+    assert reward(completions=[f"So \\boxed{{{a}}}." for a in answers], solution=answers) == [1.0] * len(answers)
+    assert (
+        reward(completions=["So \\boxed{3}.", "So \\boxed{5}.", "So \\boxed{-2}."], solution=answers[:3]) == [0.0] * 3
+    )
+
+
 def test_missing_solution_gives_none(reward):
     assert reward(completions=["12", "12", "12"], solution=["12", None, ""]) == [1.0, None, None]
     with pytest.raises(ValueError, match="solution"):

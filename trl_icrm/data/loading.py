@@ -53,6 +53,14 @@ def load_split(
     return load_dataset(str(path_or_name), name=name, split=split, **load_dataset_kwargs)
 
 
+def default_config(dataset_name: str | os.PathLike, dataset_config: str | None) -> str | None:
+    """`dataset_config`, or `"main"` for GSM8K's hub id (`openai/gsm8k`), whose configs are `main` and `socratic`."""
+    name = str(dataset_name)
+    if dataset_config is None and name.split("/")[-1].lower() == "gsm8k" and not Path(name).expanduser().exists():
+        return "main"
+    return dataset_config
+
+
 def looks_like_path(path_or_name: str | os.PathLike) -> bool:
     """Whether `path_or_name` can only be meant as a local path (it cannot be a hub id `name` or `org/name`): it is
     absolute, starts with `.` or `~`, has more than one `/`, or ends in a data file's suffix."""
@@ -147,6 +155,7 @@ def load_training_pairs(
 __all__ = [
     "COMPRESSIONS",
     "FILE_BUILDERS",
+    "default_config",
     "load_dataset_splits",
     "load_preference_splits",
     "load_training_pairs",

@@ -495,20 +495,20 @@ def load_gsm8k_like(
     '18'
     ```
     """
-    from ..data.loading import load_split
+    from .loading import default_config, load_split
 
-    if (
-        name is None
-        and str(path_or_name).split("/")[-1].lower() == "gsm8k"
-        and not Path(path_or_name).expanduser().exists()
-    ):
-        name = "main"
-    dataset = load_split(path_or_name, split, name, **load_dataset_kwargs)
+    dataset = load_split(path_or_name, split, default_config(path_or_name, name), **load_dataset_kwargs)
     missing = {"question", "answer"} - set(dataset.column_names)
     if missing:
         raise ValueError(f"{path_or_name} lacks the GSM8K column(s) {sorted(missing)}; it has {dataset.column_names}.")
     if num_rows is not None:
         dataset = dataset.select(range(min(num_rows, len(dataset))))
+    return gsm8k_to_prompts(dataset, conversational, instruction)
+
+
+def gsm8k_to_prompts(dataset, conversational: bool = True, instruction: str = DEFAULT_INSTRUCTION):
+    """`dataset` (GSM8K's `question` and `answer` columns) with the `prompt` and `solution` columns of
+    [`make_arithmetic_problems`]: the question in `instruction`, and the final answer after `####`."""
 
     def to_prompt_format(row: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -516,7 +516,7 @@ def load_gsm8k_like(
             "solution": extract_gsm8k_answer(row["answer"]),
         }
 
-    return dataset.map(to_prompt_format)
+    return dataset.map(to_prompt_format, desc="GSM8K problems to prompts")
 
 
 __all__: list[str] = [
@@ -527,6 +527,7 @@ __all__: list[str] = [
     "ProblemFamily",
     "extract_gsm8k_answer",
     "generate_problem",
+    "gsm8k_to_prompts",
     "load_gsm8k_like",
     "make_arithmetic_problems",
     "make_prompt",

@@ -185,47 +185,119 @@ def how_to_make_reward_model(kind: str, path: str | None = None) -> str:
 def grpo_reward_funcs(kind: str, script_args: Any, training_args: Any, train_dataset) -> tuple[list, Any]:
     """(reward functions, training dataset): the reward of `kind` (`"verifier"` or a registered reward-model kind)
     with `script_args.penalty` / `penalty_coef` given at construction, the verifier with weight 0 beside a reward model
-    (`log_verifier`), and for ICRM the `demonstrations` column drawn from `script_args.preferences_path`.
+    where the prompts have reference answers (`log_verifier`), and for ICRM the prompts' demonstrations
+    ([`icrm_demonstrations`]).
 
     Raises:
+        PromptDatasetError: The verifier reward without reference answers, or ICRM without demonstrations.
         MissingRewardModelError: ICRM without its preference pairs.
     """
+    from ..data.prompts import require_answers
     from ..rewards import load_reward
 
     verifier = load_reward("verifier")
     if kind == "verifier":
+        require_answers(train_dataset, "The verifier reward")
         return [verifier], train_dataset
     path = script_args.reward_model_name_or_path
     penalty = {"penalty": script_args.penalty, "penalty_coef": script_args.penalty_coef}
     if kind == "icrm":
-        if not os.path.isdir(script_args.preferences_path):
-            raise MissingRewardModelError(
-                f"The ICRM reward draws each prompt's demonstrations from preference pairs, and there are none at "
-                f"--preferences_path {script_args.preferences_path!r}. Give the pairs the model was trained on "
-                f"(e.g. `trl-icrm build-math-preferences --output_dir {script_args.preferences_path}`)."
-            )
-        preferences = load_preferences(script_args.preferences_path)
-        train_dataset = add_demonstrations(
-            train_dataset, preferences, script_args.num_demonstrations, seed=training_args.seed
-        )
-        reward = load_reward(path, kind="icrm", allow_zero_shot=True, **penalty)
+        train_dataset, column = icrm_demonstrations(script_args, training_args.seed, train_dataset)
+        reward = load_reward(path, kind="icrm", allow_zero_shot=True, demonstrations_column=column, **penalty)
     else:
         reward = load_reward(path, kind=kind, name=kind, **penalty)
-    if not script_args.log_verifier:
+    if not script_args.log_verifier or "solution" not in train_dataset.column_names:
         return [reward], train_dataset
     if training_args.reward_weights is None:
         training_args.reward_weights = [1.0, 0.0]
     return [reward, verifier], train_dataset
 
 
-def load_grpo_problems(script_args: Any, seed: int):
-    """The run's problems (`"train"`, `"test"`) with their `group` column, as `script_args` asks."""
+def read_preference_pairs(path: str | os.PathLike):
+    """The preference pairs of ICRM demonstrations: a folder saved with `save_to_disk` or a data file, in the
+    explicit-prompt format (`trl_icrm.data.preferences`)."""
+    from ..data.loading import load_split
+    from ..data.preferences import standardize_preferences
+
+    return standardize_preferences(load_split(path))
+
+
+def icrm_demonstrations(script_args: Any, seed: int, train_dataset) -> tuple[Any, str]:
+    """(training dataset, its demonstrations column) for the ICRM reward: the prompts' own
+    `script_args.demonstrations_column`, or else one drawn ([`add_demonstrations`]) from the preference pairs of
+    `script_args.preferences_path` that share the prompt's `script_args.bank_key` value, never of the prompt itself
+    (the same `question`, or else the same `prompt`).
+
+    Raises:
+        PromptDatasetError: The prompts have neither column, or the pairs lack the key column.
+        MissingRewardModelError: No preference pairs at `preferences_path`.
+    """
+    from ..data.prompts import PromptDatasetError
+
+    column, key, columns = script_args.demonstrations_column, script_args.bank_key, train_dataset.column_names
+    if column in columns:
+        return train_dataset, column
+    if key not in columns:
+        raise PromptDatasetError(
+            f"The ICRM reward steers each prompt by demonstrations: the prompts need a {column!r} column "
+            f"(--demonstrations_column) of {{prompt, chosen, rejected}} pairs, or a {key!r} column (--bank_key) that "
+            f"keys the preference pairs of --preferences_path; their columns are {sorted(columns)}."
+        )
+    if not os.path.exists(script_args.preferences_path):
+        raise MissingRewardModelError(
+            f"The ICRM reward draws each prompt's demonstrations from preference pairs, and there are none at "
+            f"--preferences_path {script_args.preferences_path!r}. Give the pairs the model was trained on "
+            f"(e.g. `trl-icrm build-math-preferences --output_dir {script_args.preferences_path}`)."
+        )
+    preferences = read_preference_pairs(script_args.preferences_path)
+    if key not in preferences.column_names:
+        raise PromptDatasetError(
+            f"The preference pairs at {script_args.preferences_path!r} have no {key!r} column (--bank_key) to match "
+            f"the prompts with: their columns are {sorted(preferences.column_names)}."
+        )
+    own = "question" if "question" in columns and "question" in preferences.column_names else "prompt"
+    num = script_args.num_demonstrations
+    return add_demonstrations(train_dataset, preferences, num, key, own, seed=seed, column=column), column
+
+
+def load_grpo_problems(script_args: Any, seed: int) -> dict[str, Any]:
+    """The run's prompts, `{"train": ..., "test": ... or None}`, as `script_args` asks: the built-in problems, or the
+    first rows of `--dataset_name`'s splits (`trl_icrm.data.prompts`); built-in, GSM8K and MATH-500 problems get a
+    `group` column (`--group_by`)."""
+    from ..data.math_preferences import add_group_column
+    from ..data.prompts import MATH_SHAPES, first_rows, load_prompt_splits
+
     args = script_args
-    source = {"dataset_name": args.dataset_name, "dataset_config": args.dataset_config}
-    splits = {"train_split": args.dataset_train_split, "test_split": args.dataset_test_split}
-    sizes = {"num_train": args.num_train_problems, "num_test": args.num_test_problems}
-    builtin = {"difficulties": args.difficulties, "plain_fraction": args.plain_fraction}
-    return load_math_problems(**source, **splits, **sizes, **builtin, group_by=args.group_by, seed=seed)
+    if not args.dataset_name:
+        sizes = {"num_train": args.num_train_problems, "num_test": args.num_test_problems}
+        builtin = {"difficulties": args.difficulties, "plain_fraction": args.plain_fraction}
+        return dict(load_math_problems(**sizes, **builtin, group_by=args.group_by, seed=seed))
+    source = (args.dataset_name, args.dataset_config, args.dataset_train_split, args.dataset_test_split)
+    train, test = load_prompt_splits(*source, prompt_column=args.prompt_column, answer_column=args.answer_column)
+    problems = {"train": first_rows(train, args.num_train_problems), "test": None}
+    if test is not None:
+        problems["test"] = first_rows(test, args.num_test_problems)
+    math_shaped = any(set(needed) <= set(train.column_names) for needed in MATH_SHAPES.values())
+    if math_shaped and "group" not in train.column_names:
+        for name, split in problems.items():
+            problems[name] = add_group_column(split, args.group_by) if split is not None else None
+    return problems
+
+
+def heldout_callback(script_args: Any, training_args: Any, test) -> tuple[HeldOutAccuracyCallback | None, str]:
+    """The held-out accuracy callback of the run, or (None, why not): held-out accuracy needs a test split with
+    reference answers."""
+    if test is None or len(test) == 0:
+        return None, "the data set has no test split (--dataset_test_split)"
+    if "solution" not in test.column_names:
+        return None, "the test split has no reference answers (--answer_column)"
+    callback = HeldOutAccuracyCallback(
+        test,
+        eval_every=script_args.eval_every,
+        max_new_tokens=script_args.eval_max_new_tokens or training_args.max_completion_length,
+        batch_size=script_args.eval_batch_size,
+    )
+    return callback, ""
 
 
 def run_math_grpo(kind: str, script_args: Any, training_args: Any, model_args: Any) -> tuple[dict[str, Any], Any]:
@@ -242,31 +314,33 @@ def run_math_grpo(kind: str, script_args: Any, training_args: Any, model_args: A
 
     problems = load_grpo_problems(script_args, training_args.seed)
     reward_funcs, train_dataset = grpo_reward_funcs(kind, script_args, training_args, problems["train"])
-    heldout = HeldOutAccuracyCallback(
-        problems["test"],
-        eval_every=script_args.eval_every,
-        max_new_tokens=script_args.eval_max_new_tokens or training_args.max_completion_length,
-        batch_size=script_args.eval_batch_size,
-    )
+    heldout, skipped = heldout_callback(script_args, training_args, problems["test"])
+    if heldout is None:
+        logger.warning("No held-out accuracy: %s.", skipped)
     trainer = GRPOTrainer(
         model=resolve_model_name_or_path(model_args.model_name_or_path),
         reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=train_dataset,
         peft_config=get_peft_config(model_args),
-        callbacks=[heldout],
+        callbacks=[heldout] if heldout is not None else None,
     )
-    heldout.trainer = trainer
+    if heldout is not None:
+        heldout.trainer = trainer
     trainer.train(resume_from_checkpoint=resume_checkpoint(training_args.resume_from_checkpoint))
     trainer.save_model(training_args.output_dir)
-    sizes = {"num_train_problems": len(train_dataset), "num_test_problems": len(problems["test"])}
-    return grpo_results(kind, script_args, training_args, model_args, trainer, heldout, sizes), trainer
+    num_test = len(heldout.problems) if heldout is not None else 0
+    sizes = {"num_train_problems": len(train_dataset), "num_test_problems": num_test}
+    results = grpo_results(kind, script_args, training_args, model_args, trainer, heldout, sizes)
+    if heldout is None:
+        results["heldout_accuracy"]["skipped"] = skipped
+    return results, trainer
 
 
 def grpo_results(kind, script_args, training_args, model_args, trainer, heldout, sizes: dict[str, int]) -> dict:
     """The results written by `trl-icrm grpo`: the reward, the policy, held-out accuracy before, after and during
-    training, and TRL's logs."""
-    history = [dict(record.items()) for record in heldout.history]
+    training (none without a `heldout` callback), and TRL's logs."""
+    history = [dict(record.items()) for record in heldout.history] if heldout is not None else []
     return {
         "reward": kind,
         "reward_model": script_args.reward_model_name_or_path,
@@ -292,8 +366,11 @@ __all__ = [
     "greedy_accuracy",
     "grpo_results",
     "grpo_reward_funcs",
+    "heldout_callback",
     "how_to_make_reward_model",
+    "icrm_demonstrations",
     "load_grpo_problems",
     "load_preferences",
+    "read_preference_pairs",
     "run_math_grpo",
 ]

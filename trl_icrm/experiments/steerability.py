@@ -7,7 +7,7 @@ Run by `trl-icrm steer-eval`:
     trl-icrm steer-eval --output_dir outputs/steerability                      # trains both with LoRA, then evaluates
     trl-icrm steer-eval --icrm_model_name_or_path outputs/steerability/icrm \
         --bt_model_name_or_path outputs/steerability/bt                        # evaluate only
-    trl-icrm steer-eval --benchmark pku_saferlhf --benchmark_path data/pku.jsonl --icrm_model_name_or_path my-icrm \
+    trl-icrm steer-eval --benchmark pku_saferlhf --dataset_name data/pku.jsonl --icrm_model_name_or_path my-icrm \
         --no_bt --conflict helpfulness harmlessness
 
 Evaluation sets on the built-in data ([`builtin_steerability_data`]): `unseen` (test prompts of the unseen objectives,
@@ -151,56 +151,75 @@ def benchmark_steerability_data(
     demonstration_fraction: float = 0.5,
     max_eval_pairs: int | None = None,
     seed: int = 0,
+    split: str | None = None,
+    config: str | None = None,
 ) -> SteerabilityData:
-    """A public preference benchmark ([`~trl_icrm.data.benchmarks.load_preference_benchmark`]) as
-    [`SteerabilityData`], split by [`benchmark_eval_sets`]; it has no training pairs."""
+    """A public preference benchmark ([`~trl_icrm.data.benchmarks.load_preference_benchmark`]; its own `split` by
+    default) as [`SteerabilityData`], split by [`benchmark_eval_sets`]; it has no training pairs."""
     from ..data.benchmarks import load_preference_benchmark
 
-    pairs = load_preference_benchmark(benchmark, benchmark_path).to_list()
+    pairs = load_preference_benchmark(benchmark, benchmark_path, split, config).to_list()
     eval_sets = benchmark_eval_sets(pairs, demonstration_fraction, max_eval_pairs, seed)
     return SteerabilityData(eval_sets=eval_sets, conflict_set="benchmark")
 
 
 def _sample_sources(pairs: Sequence[dict], cap: int | None, seed: int, id_column: str = "pair_id") -> list[dict]:
-    """The pairs of at most `cap` source pairs (`id_column`; each pair its own source without it), drawn at random:
-    a kept source keeps its pair under every objective, so conflicting twins stay together."""
+    """At most `cap` pairs per group, taken in one seeded random order of the source pairs (`id_column`; each pair is
+    its own source without it) shared by every group: a source kept in one group is kept in the others, so a pair's
+    conflicting twins stay together."""
     if cap is None:
         return list(pairs)
-    ids = sorted({repr(p.get(id_column, i)) for i, p in enumerate(pairs)})
-    random.Random(seed).shuffle(ids)
-    kept = set(ids[:cap])
-    return [p for i, p in enumerate(pairs) if repr(p.get(id_column, i)) in kept]
+    sources = [repr(p.get(id_column, i)) for i, p in enumerate(pairs)]
+    order = sorted(set(sources))
+    random.Random(seed).shuffle(order)
+    rank = {source: i for i, source in enumerate(order)}
+    by_group: dict[str, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        by_group.setdefault(pair["group"], []).append(i)
+    kept = sorted(i for group in by_group.values() for i in sorted(group, key=lambda i: rank[sources[i]])[:cap])
+    return [pairs[i] for i in kept]
 
 
-def dataset_steerability_data(
+def pairs_steerability_data(
     dataset_name: str,
     dataset_config: str | None = None,
     dataset_train_split: str = "train",
-    dataset_test_split: str = "test",
+    dataset_test_split: str | None = "test",
     demonstration_fraction: float = 0.5,
     max_eval_pairs: int | None = None,
     seed: int = 0,
+    group_column: str = "group",
 ) -> SteerabilityData:
-    """A preference data set with a `group` column and a held-out split (e.g. `trl-icrm build-hh-objectives`'s) as
-    [`SteerabilityData`]: the held-out split's prompts are split (seeded) into demonstration prompts and evaluation
-    prompts; the evaluation pairs form a `seen` set (groups the training split has) and a `held_out` set (groups
-    only the held-out split has), each capped at `max_eval_pairs` source pairs (`pair_id`, twins kept together).
-    The training split is what `trl-icrm train` trained on; it is not scored here."""
+    """Your own preference pairs with a group column (any format `trl-icrm train` reads:
+    [`~trl_icrm.data.loading.load_preference_splits`]) as [`SteerabilityData`]. The evaluated pairs are the test split
+    where there is one (e.g. `trl-icrm build-hh-objectives`'s held-out prompts), else the training split; their
+    prompts are split (seeded) into demonstration prompts and evaluation prompts ([`benchmark_eval_sets`]). With a
+    test split, the evaluation pairs form a `seen` set (groups the training split has) and a `held_out` set (groups
+    only the test split has); without one, a single `benchmark` set. Each group keeps at most `max_eval_pairs` pairs,
+    chosen by source pair (`pair_id`) so that a pair's twins under other objectives stay together. No pair is trained
+    on here."""
     from ..data.loading import load_preference_splits
 
     train, test = load_preference_splits(dataset_name, dataset_config, dataset_train_split, dataset_test_split)
+    pairs = test if test is not None else train
+    if group_column not in pairs.column_names:
+        raise ValueError(
+            f"Steerability is measured per group: {dataset_name!r} has no {group_column!r} column (its columns are "
+            f"{sorted(pairs.column_names)}); or name a benchmark with --benchmark."
+        )
+    keep = [c for c in ("prompt", "chosen", "rejected", "pair_id") if c in pairs.column_names]
+    rows = [{**{c: row[c] for c in keep}, "group": str(row[group_column])} for row in pairs]
+    evaluation, pools = benchmark_eval_sets(rows, demonstration_fraction, None, seed)["benchmark"]
     if test is None:
-        raise ValueError(f"{dataset_name!r} has no split {dataset_test_split!r} to evaluate on.")
-    if "group" not in test.column_names:
-        raise ValueError(f"{dataset_name!r} has no 'group' column (has {test.column_names}): ICRM steers by group.")
-    seen_groups = set(train.unique("group")) if "group" in train.column_names else set()
-    (evaluation, pools) = benchmark_eval_sets(test.to_list(), demonstration_fraction, None, seed)["benchmark"]
-    sets = {
-        "seen": [p for p in evaluation if p["group"] in seen_groups],
-        "held_out": [p for p in evaluation if p["group"] not in seen_groups],
-    }
+        sets = {"benchmark": evaluation}
+    else:
+        seen_groups = {str(g) for g in train.unique(group_column)} if group_column in train.column_names else set()
+        sets = {
+            "seen": [p for p in evaluation if p["group"] in seen_groups],
+            "held_out": [p for p in evaluation if p["group"] not in seen_groups],
+        }
     eval_sets = {name: (_sample_sources(rows, max_eval_pairs, seed), pools) for name, rows in sets.items() if rows}
-    summary = {
+    summary: dict[str, Any] = {
         name: {"pairs": len(rows), "groups": sorted({p["group"] for p in rows})}
         for name, (rows, _) in eval_sets.items()
     }
@@ -373,7 +392,8 @@ def steerability_models(
     if need_icrm or need_bt:
         if data.train_dataset is None:
             raise SteerabilityModelError(
-                "Pass --icrm_model_name_or_path (and --bt_model_name_or_path or --no_bt) to evaluate on a benchmark."
+                "Pass --icrm_model_name_or_path (and --bt_model_name_or_path or --no_bt) to evaluate on a benchmark or "
+                "your own pairs (--dataset_name): they hold no training pairs."
             )
         record["training"] = train_steerable_models(
             data.train_dataset, output_dir, training_args, train_icrm=need_icrm, train_bt=need_bt
@@ -416,8 +436,8 @@ __all__ = [
     "benchmark_steerability_data",
     "builtin_eval_sets",
     "builtin_steerability_data",
-    "dataset_steerability_data",
     "headline",
+    "pairs_steerability_data",
     "steerability_models",
     "train_steerable_bt",
     "train_steerable_icrm",

@@ -180,10 +180,11 @@ class MathVerifyReward:
             return []
         text = str(solution).strip()
         timeout = self._timeout()
-        gold = parse(text, self.solution_extraction_config, fallback_mode="no_fallback", parsing_timeout=timeout)
-        if not gold and not text.startswith("$"):
+        if not text.startswith("$"):  # a bare answer is one LaTeX expression ("3\\sqrt{13}", "6 - 5i", "1, -2")
             gold = parse(f"${text}$", self.solution_extraction_config, "no_fallback", parsing_timeout=timeout)
-        return gold
+            if gold:
+                return gold
+        return parse(text, self.solution_extraction_config, fallback_mode="no_fallback", parsing_timeout=timeout)
 
     def extract(self, completion: Completion) -> str | None:
         """The final answer of a completion as a normalized string (`"12"`), or `None` if none was found.

@@ -8,6 +8,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from trl import ScriptArguments
+
 from ..data.math_preferences import GROUP_BY_CHOICES
 from ..rewards.penalties import PENALTIES
 from ..rewards.registry import NAMED_REWARDS, REWARD_KINDS
@@ -53,14 +55,10 @@ class PenaltyArguments:
 
 
 @dataclass
-class MathProblemArguments:
-    """Which math problems a command uses: the built-in generator's settings or a dataset with GSM8K's schema
-    (`trl_icrm.data.math_preferences.load_math_problems`)."""
+class BuiltinProblemArguments:
+    """The settings of the built-in math problems (`trl_icrm.data.math_preferences.make_math_problems`) and of their
+    groups."""
 
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Hub id / local path of a dataset with GSM8K's schema (default: built-in)."}
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Config name of `dataset_name`."})
     difficulties: list[int] = field(
         default_factory=lambda: [1], metadata={"help": "Difficulties (arithmetic steps) of built-in problems."}
     )
@@ -70,8 +68,69 @@ class MathProblemArguments:
     group_by: str = field(
         default="family",
         metadata={
-            "help": "Group of a problem (its ICRM demonstrations come from the same group).",
+            "help": "Group of a built-in or GSM8K / MATH-500 problem (its ICRM demonstrations come from the same "
+            "group).",
             "choices": list(GROUP_BY_CHOICES),
+        },
+    )
+
+
+@dataclass
+class MathProblemArguments(BuiltinProblemArguments):
+    """Which math problems a command uses: the built-in generator's settings or a dataset with GSM8K's schema
+    (`trl_icrm.data.math_preferences.load_math_problems`)."""
+
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub id / local path of a dataset with GSM8K's schema (default: built-in)."}
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Config name of `dataset_name`."})
+
+
+@dataclass
+class PromptDatasetArguments(ScriptArguments):
+    """The prompts of a command (`trl_icrm.data.prompts`): TRL's data set arguments (`--dataset_name`,
+    `--dataset_config`, `--dataset_train_split`, `--dataset_test_split`) and the columns that hold the prompts, their
+    reference answers and their ICRM demonstrations."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompts: a hub id, a local folder (also one saved with `save_to_disk`) or a .json/.jsonl/.csv/"
+            ".parquet file (optionally compressed), with a prompt column (string or messages) or GSM8K / MATH-500 "
+            "columns. Default: the built-in math problems."
+        },
+    )
+    prompt_column: str = field(
+        default="prompt", metadata={"help": "Column of the prompts (a string or a list of chat messages)."}
+    )
+    answer_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column of the reference answers math-verify checks (the verifier reward, the gold of best-of-n); "
+            "default: 'solution' or 'answer' where the data has one."
+        },
+    )
+    demonstrations_column: str = field(
+        default="demonstrations",
+        metadata={"help": "Column of per-prompt ICRM demonstrations (lists of {prompt, chosen, rejected} pairs)."},
+    )
+
+
+@dataclass
+class DemonstrationBankArguments:
+    """A bank of ICRM demonstrations read from a file, keyed by a field of its rows."""
+
+    demonstration_bank: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON file of demonstrations by key: an object {key: [{prompt, chosen, rejected}, ...]}, or "
+            "preference rows (JSON list or JSON lines) grouped by --bank_key."
+        },
+    )
+    bank_key: str = field(
+        default="group",
+        metadata={
+            "help": "Field that holds the key of a --demonstration_bank row (and of a prompt, where it has one)."
         },
     )
 
@@ -93,4 +152,13 @@ def command_parser(
     return TrlParser(tuple(dataclass_types), prog=prog, description=doc.split("\n\n")[0])
 
 
-__all__ = ["MathProblemArguments", "PenaltyArguments", "RewardModelsArguments", "command_parser", "reward_choices"]
+__all__ = [
+    "BuiltinProblemArguments",
+    "DemonstrationBankArguments",
+    "MathProblemArguments",
+    "PenaltyArguments",
+    "PromptDatasetArguments",
+    "RewardModelsArguments",
+    "command_parser",
+    "reward_choices",
+]

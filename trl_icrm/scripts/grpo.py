@@ -1,25 +1,36 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""`trl-icrm grpo`: GRPO on math problems with one of three rewards: the math-verify verifier, a BT reward model, or
-ICRM.
+"""`trl-icrm grpo`: GRPO on math problems or your own prompts with one of three rewards: the math-verify verifier, a
+BT reward model, or ICRM.
 
-- `--reward verifier` (default): the math-verify correctness reward (`trl_icrm.MathVerifyReward`).
+- `--reward verifier` (default): the math-verify correctness reward (`trl_icrm.MathVerifyReward`), against each
+  prompt's reference answer.
 - `--reward bt`: a conventional reward model (`trl_icrm.SequenceClassifierReward`), e.g. from `trl-icrm train
   --method bt`.
 - `--reward icrm`: an ICRM reward model (`trl_icrm.ICRMReward`). Each training prompt carries its own demonstrations:
-  a `demonstrations` column of `--num_demonstrations` `{prompt, chosen, rejected}` pairs from the preference data
-  (`--preferences_path`) of the prompt's group (problem family by default), never of the problem itself.
+  the prompts' `demonstrations` column (`--demonstrations_column`), or else `--num_demonstrations` `{prompt, chosen,
+  rejected}` pairs of the preference data (`--preferences_path`) with the prompt's `group` (`--bank_key`; for the
+  built-in problems the problem family by default), never of the prompt itself.
 - `--reward auto`: the kind of `--reward_model_name_or_path`, read from its saved config (`icrm` or `bt`); any other
   registered kind (`vrm`, `laplace`, ...) is a choice too.
 
+The prompts: the built-in math problems by default, or `--dataset_name` as TRL's scripts take it (a hub id, a folder or
+a .json/.jsonl/.csv/.parquet file, `--dataset_config`, `--dataset_train_split`, `--dataset_test_split`) with a prompt
+column (`--prompt_column`: strings, or conversational lists of messages, which `trl.GRPOTrainer` renders with the
+policy's chat template) and optionally the reference answers math-verify checks (`--answer_column`; by default
+`solution` or `answer`); GSM8K (`question`, `answer`) and MATH-500 (`problem`, `solution`, `answer`) are recognized
+as they are (`trl_icrm.data.prompts`). The first `--num_train_problems` rows of the train split are the training
+prompts, the first `--num_test_problems` of the test split (where there is one) the held-out ones.
+
 Reward models are loaded with `trl_icrm.load_reward`, with `--penalty` / `--penalty_coef` given once when the reward is
-built (`lcb` and `var_penalty` need a reward model with a variance). With a reward model, the verifier is added with weight 0, so
-that TRL logs the training accuracy (`rewards/math_verify/mean`) of every run. Held-out accuracy (greedy generation,
-math-verify) is evaluated before training, every `--eval_every` steps and after training, and written with the TRL
-logs (`trainer.state.log_history`) to `<output_dir>/results.json`.
+built (`lcb` and `var_penalty` need a reward model with a variance). With a reward model and reference answers, the
+verifier is added with weight 0, so that TRL logs the training accuracy (`rewards/math_verify/mean`) of every run.
+Held-out accuracy (greedy generation, math-verify) is evaluated before training, every `--eval_every` steps and after
+training, and written with the TRL logs (`trainer.state.log_history`) to `<output_dir>/results.json`.
 
     trl-icrm grpo                                                     # verifier reward, embedded model, CPU
     trl-icrm grpo --config recipes/smollm2-135m/grpo/config_icrm.yaml
     trl-icrm grpo --reward bt --reward_model_name_or_path outputs/math-bt --output_dir outputs/grpo-math-bt
+    trl-icrm grpo --dataset_name my_prompts.jsonl --reward icrm --reward_model_name_or_path outputs/math-icrm
     accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/grpo_math.py \\
         --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --dataset_name openai/gsm8k --bf16 --reward verifier
 
@@ -34,7 +45,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..data.math_preferences import DEFAULT_PREFERENCES_DIR
-from ._common import MathProblemArguments, PenaltyArguments, command_parser, reward_choices
+from ._common import BuiltinProblemArguments, PenaltyArguments, PromptDatasetArguments, command_parser, reward_choices
 from ._model_args import apply_model_args
 
 
@@ -42,7 +53,7 @@ REWARD_CHOICES = reward_choices()
 
 
 @dataclass
-class GRPOScriptArguments(PenaltyArguments, MathProblemArguments):
+class GRPOScriptArguments(PenaltyArguments, BuiltinProblemArguments, PromptDatasetArguments):
     """Arguments of `trl-icrm grpo` (besides `GRPOConfig` and `ModelConfig`)."""
 
     reward: str = field(
@@ -58,15 +69,25 @@ class GRPOScriptArguments(PenaltyArguments, MathProblemArguments):
     )
     num_demonstrations: int = field(default=4, metadata={"help": "ICRM demonstrations carried by each prompt."})
     preferences_path: str = field(
-        default=DEFAULT_PREFERENCES_DIR, metadata={"help": "Preference pairs the ICRM demonstrations come from."}
+        default=DEFAULT_PREFERENCES_DIR,
+        metadata={
+            "help": "Preference pairs the ICRM demonstrations come from, when the prompts have no demonstrations "
+            "column (a folder saved with `save_to_disk`, or a data file)."
+        },
+    )
+    bank_key: str = field(
+        default="group",
+        metadata={"help": "Column of the prompts and the preference pairs that matches a prompt to its pairs."},
     )
     log_verifier: bool = field(
         default=True, metadata={"help": "With a reward model, also log math-verify accuracy (reward weight 0)."}
     )
-    dataset_train_split: str = field(default="train", metadata={"help": "Training split of `dataset_name`."})
-    dataset_test_split: str = field(default="test", metadata={"help": "Held-out split of `dataset_name`."})
-    num_train_problems: int = field(default=64, metadata={"help": "Training problems (prompts)."})
-    num_test_problems: int = field(default=32, metadata={"help": "Held-out problems for accuracy."})
+    num_train_problems: int = field(
+        default=64, metadata={"help": "Training prompts (built-in problems, or the first rows of the train split)."}
+    )
+    num_test_problems: int = field(
+        default=32, metadata={"help": "Held-out problems for accuracy (the first rows of the test split)."}
+    )
     eval_every: int = field(default=0, metadata={"help": "Steps between held-out evaluations (0: before/after only)."})
     eval_max_new_tokens: int | None = field(
         default=None, metadata={"help": "Tokens per greedy held-out answer (none: max_completion_length)."}
@@ -119,15 +140,17 @@ def reward_kind(script_args: GRPOScriptArguments) -> str:
 def build_reward_funcs(script_args: GRPOScriptArguments, training_args, train_dataset, kind: str | None = None):
     """(reward functions, training dataset) of `kind` (default: [`reward_kind`]); see
     `trl_icrm.experiments.math_grpo.grpo_reward_funcs`. Exits with the commands that make a missing reward model."""
+    from ..data.prompts import PromptDatasetError
     from ..experiments.math_grpo import MissingRewardModelError, grpo_reward_funcs
 
     try:
         return grpo_reward_funcs(kind or reward_kind(script_args), script_args, training_args, train_dataset)
-    except MissingRewardModelError as error:
+    except (MissingRewardModelError, PromptDatasetError) as error:
         raise SystemExit(str(error)) from error
 
 
 def main(script_args: GRPOScriptArguments, training_args, model_args) -> dict:
+    from ..data.prompts import PromptDatasetError
     from ..experiments.math_grpo import MissingRewardModelError, run_math_grpo
     from ..utils.io import write_json
 
@@ -135,12 +158,18 @@ def main(script_args: GRPOScriptArguments, training_args, model_args) -> dict:
     apply_model_args(model_args, training_args)
     try:
         results, trainer = run_math_grpo(kind, script_args, training_args, model_args)
-    except MissingRewardModelError as error:
+    except (MissingRewardModelError, PromptDatasetError) as error:
         raise SystemExit(str(error)) from error
     if trainer.accelerator.is_main_process:
         path = write_json(results, os.path.join(training_args.output_dir, script_args.results_file))
         before, after = results["heldout_accuracy"]["before"], results["heldout_accuracy"]["after"]
-        print(f"Held-out accuracy ({kind} reward): before {before:.3f}, after {after:.3f}. Results: {path}")
+        if before is None:
+            print(
+                f"Trained with the {kind} reward (no held-out evaluation: {results['heldout_accuracy']['skipped']})."
+            )
+            print(f"Results: {path}")
+        else:
+            print(f"Held-out accuracy ({kind} reward): before {before:.3f}, after {after:.3f}. Results: {path}")
     return results
 
 
@@ -163,7 +192,9 @@ def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str 
     from trl import GRPOConfig, ModelConfig
 
     dataclass_types = (GRPOScriptArguments, GRPOConfig, ModelConfig)
-    parser = command_parser("grpo", "GRPO on math problems", dataclass_types, __doc__, subparsers, prog)
+    parser = command_parser(
+        "grpo", "GRPO on math problems or your prompts", dataclass_types, __doc__, subparsers, prog
+    )
     parser.set_defaults(**grpo_defaults())
     return parser
 

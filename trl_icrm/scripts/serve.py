@@ -18,14 +18,14 @@ import argparse
 from dataclasses import dataclass, field
 
 from ..serving.config import ServingConfig
-from ._common import PenaltyArguments, RewardModelsArguments
+from ._common import DemonstrationBankArguments, PenaltyArguments, RewardModelsArguments
 
 
 @dataclass
-class ServeScriptArguments(PenaltyArguments, RewardModelsArguments):
+class ServeScriptArguments(DemonstrationBankArguments, PenaltyArguments, RewardModelsArguments):
     """Arguments of `trl-icrm serve` (besides the [`ServingConfig`] of batching and limits): the reward models served
     (several are served as one ensemble), their penalty (the reward answered in `rewards`; ICRM's point reward is the
-    logit r) and the server."""
+    logit r), the demonstration bank that labels may name by key, and the server."""
 
     host: str = field(
         default="127.0.0.1",
@@ -40,17 +40,6 @@ class ServeScriptArguments(PenaltyArguments, RewardModelsArguments):
         },
     )
     ensemble_coef: float = field(default=1.0, metadata={"help": "k of the 'mean_minus_std' ensemble."})
-    demonstration_bank: str | None = field(
-        default=None,
-        metadata={
-            "help": "JSON file of demonstrations that labels may name by key: an object {key: [{prompt, chosen, "
-            "rejected}, ...]}, or preference rows (JSON list or JSON lines) grouped by --bank_key."
-        },
-    )
-    bank_key: str = field(
-        default="group",
-        metadata={"help": "Field of the --demonstration_bank rows that holds their key (for a file of rows)."},
-    )
     allow_zero_shot: bool = field(
         default=False,
         metadata={"help": "Score an ICRM completion without demonstrations zero-shot instead of answering 422."},

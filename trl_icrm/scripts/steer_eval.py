@@ -16,8 +16,14 @@ with `--cross_style_pairs`, cross-style preferences too), then measures, on held
         --min_demonstrations 1 --max_demonstrations 4 --batch_twins --save_steps 40
     trl-icrm steer-eval --icrm_model_name_or_path outputs/steerability/icrm \\
         --bt_model_name_or_path outputs/steerability/bt                       # evaluate trained models only
-    trl-icrm steer-eval --benchmark pku_saferlhf --benchmark_path data/pku.jsonl \\
+    trl-icrm steer-eval --benchmark pku_saferlhf --dataset_name data/pku.jsonl \\
         --icrm_model_name_or_path my-icrm --no_bt --conflict helpfulness harmlessness
+    trl-icrm steer-eval --dataset_name my_pairs.jsonl --icrm_model_name_or_path my-icrm --no_bt --conflict a b
+
+The data: the steerable data set (trained on, then evaluated), a benchmark (`--benchmark`; `--dataset_name` names your
+copy of it, default its hub id), or your own preference pairs with a `group` column (`--dataset_name` alone: any format
+`trl-icrm train` reads, its `--dataset_test_split` where it has one), evaluated like a benchmark: each group's pairs
+split into demonstrations and evaluation pairs.
 
 Writes `steerability.json`, `accuracy_vs_k.csv`, the plots and `run.json` (arguments, data, training logs) to
 `--output_dir`.
@@ -30,8 +36,11 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
+
+from trl import ScriptArguments
 
 from ..data.steerable import DEFAULT_SEEN_OBJECTIVES
 from ..experiments.steerability import SteerabilityData, SteerableTrainingArguments
@@ -39,9 +48,23 @@ from ._common import command_parser
 
 
 @dataclass
-class SteerEvalArguments:
+class SteerEvalArguments(ScriptArguments):
     """Arguments of `trl-icrm steer-eval` (besides the [`SteerableTrainingArguments`] of the models trained here): the
-    data, the models and the evaluation."""
+    data (TRL's data set arguments `--dataset_name`, `--dataset_config`, `--dataset_train_split`,
+    `--dataset_test_split`), the models and the evaluation."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --benchmark: your copy of the benchmark (hub id, folder or file; default: its hub id). "
+            "Alone: your own preference pairs with a 'group' column (as `trl-icrm train` reads them), evaluated like "
+            "a benchmark (needs --icrm_model_name_or_path)."
+        },
+    )
+    dataset_test_split: str | None = field(
+        default=None,
+        metadata={"help": "Split evaluated (default: the benchmark's own; your pairs: 'test' where there is one)."},
+    )
 
     output_dir: str = field(default="outputs/steerability", metadata={"help": "Folder of the models and results."})
     responses: str | None = field(
@@ -63,7 +86,7 @@ class SteerEvalArguments:
             "(needs --icrm_model_name_or_path)."
         },
     )
-    benchmark_path: str | None = field(default=None, metadata={"help": "Hub id or local file of the benchmark."})
+    benchmark_path: str | None = field(default=None, metadata={"help": "Deprecated: use --dataset_name."})
     demonstration_fraction: float = field(
         default=0.5, metadata={"help": "With --benchmark: share of each group's pairs used as demonstrations."}
     )
@@ -97,12 +120,24 @@ class SteerEvalArguments:
 
 def load_data(args: SteerEvalArguments, seed: int = 0) -> SteerabilityData:
     """The evaluation sets (and training pairs) of the run: the benchmark's or the steerable data set's."""
-    from ..experiments.steerability import benchmark_steerability_data, builtin_steerability_data
+    from ..experiments.steerability import (
+        benchmark_steerability_data,
+        builtin_steerability_data,
+        pairs_steerability_data,
+    )
 
+    split = {
+        "demonstration_fraction": args.demonstration_fraction,
+        "max_eval_pairs": args.max_eval_pairs,
+        "seed": seed,
+    }
     if args.benchmark:
-        return benchmark_steerability_data(
-            args.benchmark, args.benchmark_path, args.demonstration_fraction, args.max_eval_pairs, seed
-        )
+        source = {"split": args.dataset_test_split, "config": args.dataset_config}
+        return benchmark_steerability_data(args.benchmark, args.dataset_name, **split, **source)
+    if args.dataset_name:
+        test_split = args.dataset_test_split or "test"
+        source = (args.dataset_name, args.dataset_config, args.dataset_train_split, test_split)
+        return pairs_steerability_data(*source, **split)
     objectives = (args.seen_objectives, args.conflict)
     sizes = {"cross_style_pairs": args.cross_style_pairs, "max_eval_pairs": args.max_eval_pairs}
     return builtin_steerability_data(*objectives, args.responses, **sizes, seen_groups=args.seen_groups, seed=seed)
@@ -138,9 +173,15 @@ def main(script_args: SteerEvalArguments, training_args: SteerableTrainingArgume
 
     if len(script_args.conflict) != 2:
         raise SystemExit(f"--conflict takes two groups, got {script_args.conflict}.")
+    if script_args.benchmark_path:
+        warnings.warn("--benchmark_path is deprecated: use --dataset_name.", FutureWarning, stacklevel=2)
+        script_args.dataset_name = script_args.dataset_name or script_args.benchmark_path
     os.makedirs(script_args.output_dir, exist_ok=True)
     record: dict[str, Any] = {"args": {**dataclasses.asdict(script_args), **dataclasses.asdict(training_args)}}
-    data = load_data(script_args, training_args.seed)
+    try:
+        data = load_data(script_args, training_args.seed)
+    except ValueError as error:  # a data set in no format steer-eval reads, or without groups
+        raise SystemExit(f"trl-icrm steer-eval: {error}") from error
     if data.summary is not None:
         record["data"] = data.summary
     icrm_path, bt_path = trained_models(script_args, training_args, data, record)
