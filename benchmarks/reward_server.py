@@ -1,24 +1,34 @@
 # Copyright 2026 The trl-icrm developers. Licensed under the Apache License, Version 2.0.
-"""Load benchmark of the reward server (`trl-icrm serve`): throughput and latency under concurrent clients, against
-the in-process reward callable on the same work, and a fault run.
+"""Load benchmark of the reward server (`trl-icrm serve`) against in-process scoring, like with like, and a fault run.
 
-The work is PPO-shaped: prompts with K demonstrations each (`--num_demonstrations`, default 4) and G completions per
-prompt (`--group_size`, default 8), sent as OpenRLHF sends them: one `/get_reward` request per sample (query = prompt
-+ completion, label = the prompt's demonstrations as JSON), the G samples of a prompt in flight together. The model is
-an ICRM head (random) on the embedded SmolLM2-135M-Instruct, saved to a temporary folder and served by a
-`trl-icrm serve` subprocess on 127.0.0.1.
+The work is GRPO / PPO-shaped: prompts with K demonstrations each (`--num_demonstrations`, default 4) and G
+completions per prompt (`--group_size`, default 8), sent as OpenRLHF sends them: one `/get_reward` request per sample
+(query = prompt + completion, label = the prompt's demonstrations as JSON; `--samples_per_request` sends several), the
+G samples of a prompt in flight together. The model is an ICRM head (random) on the embedded SmolLM2-135M-Instruct
+(`--tiny_model`: a tiny random backbone, for smoke checks), saved to a temporary folder and served by a
+`trl-icrm serve` subprocess on 127.0.0.1. Both sides run the same model with the same torch threads (`--threads`) and
+forward batch size (`--batch_size`); the in-process `ICRMReward` scores the same completions `--max_batch_size` at a
+time, as a trainer's reward call would.
 
-1. In-process baseline: `ICRMReward` called on the same completions, `--max_batch_size` at a time (completions/s,
-   best of `--repeats` passes); its rewards are the reference every answer is checked against.
-2. Load: for each concurrency in `--concurrency` (default 1 8 64), `--num_requests` requests from that many client
-   threads (keep-alive connections): completions/s, p50 / p99 latency, mean batch size, throughput relative to
-   in-process, and how many answers differ from the reference.
-3. Fault run (8 clients): the valid requests again, mixed with malformed JSON, bodies over `--max_body_bytes`, bad
-   demonstrations, and clients killed mid-request (some mid-body, some while waiting for the answer). It reports
-   whether every valid request got its correct reward (none lost) and how the bad ones were answered.
+Both sides keep encoded demonstration sets across calls (the prefix cache), so they are compared under the same
+cache condition:
 
-    python benchmarks/reward_server.py --num_requests 16 --concurrency 1 8 --tiny_model    # smoke check
-    python benchmarks/reward_server.py --num_requests 512 --threads 8 --output reward_server.json
+- cold: every demonstration set is new to both sides (each measurement gets its own sets: the in-process side a
+  fresh reward object, the server sets it has never seen), as when each GRPO step brings new demonstrations;
+- warm: the demonstration sets recur, as across GRPO steps with a bank, fixed demonstrations or the same per-sample
+  sets: one untimed pass over the work fills both sides' caches, then the timed passes score it again.
+
+For each condition and each concurrency in `--concurrency` (default 1 8 64), the in-process pass and the server pass
+on the same requests run back to back (their order alternating, against drift), and the table reports completions/s
+of both, their ratio, the server's p50 / p99 latency and mean merged batch, and how many server answers are lost or
+differ from in-process scoring of the same sample.
+
+Fault run (8 clients, warm work): the valid requests again, mixed with malformed JSON, bodies over
+`--max_body_bytes`, bad demonstrations, and clients killed mid-request (some mid-body, some while waiting for the
+answer). It reports whether every valid request got its correct reward (none lost) and how the bad ones were answered.
+
+    python benchmarks/reward_server.py --tiny_model --num_requests 32 --no_fault_run          # smoke check
+    python benchmarks/reward_server.py --threads 2 --output reward_server.json                # the measurement
 """
 
 from __future__ import annotations
@@ -61,8 +71,9 @@ def save_model(args, folder: Path) -> str:
     return str(folder / "icrm")
 
 
-def build_work(num_requests: int, group_size: int, num_demonstrations: int) -> list[dict]:
-    """One OpenRLHF-style sample per request: G samples per prompt, each prompt with its own K demonstrations."""
+def build_work(num_requests: int, group_size: int, num_demonstrations: int, epoch: int = 0) -> list[dict]:
+    """One OpenRLHF-style sample per request: G samples per prompt, each prompt with its own K demonstrations. Every
+    `epoch` has demonstration sets (and prompts) of its own: no other epoch's cache entry serves it."""
     from trl_icrm.data.builtin import concise_vs_detailed
 
     data = concise_vs_detailed()
@@ -72,43 +83,57 @@ def build_work(num_requests: int, group_size: int, num_demonstrations: int) -> l
     for i in range(num_requests):
         group, g = divmod(i, group_size)
         row = test[group % len(test)]
-        demos = [pool[(group * 7 + j) % len(pool)] for j in range(num_demonstrations)]
+        demos = [dict(pool[(group * 7 + j) % len(pool)]) for j in range(num_demonstrations)]
+        for demo in demos:
+            demo["prompt"] += f" (set {epoch}.{group})"
         completion = (row["chosen"] if g % 2 else row["rejected"]) + f" (variant {g})"
-        prompt = row["prompt"] + f"[prompt {group}] "
+        prompt = row["prompt"] + f"[prompt {epoch}.{group}] "
         work.append({"prompt": prompt, "completion": completion, "demonstrations": demos})
     return work
 
 
-def openrlhf_body(sample: dict) -> bytes:
+def openrlhf_body(samples: list[dict]) -> bytes:
+    """One `/get_reward` request of the samples."""
     return json.dumps(
         {
-            "query": [sample["prompt"] + sample["completion"]],
-            "prompts": [sample["prompt"]],
-            "labels": [json.dumps(sample["demonstrations"])],
+            "query": [sample["prompt"] + sample["completion"] for sample in samples],
+            "prompts": [sample["prompt"] for sample in samples],
+            "labels": [json.dumps(sample["demonstrations"]) for sample in samples],
         }
     ).encode()
 
 
-def in_process(args, model_dir: str, work: list[dict]) -> tuple[np.ndarray, float]:
-    """Reference rewards and completions/s of the in-process `ICRMReward`, `max_batch_size` completions per call."""
-    from trl_icrm.rewards import ICRMReward
+def request_bodies(work: list[dict], samples_per_request: int) -> list[bytes]:
+    return [openrlhf_body(work[i : i + samples_per_request]) for i in range(0, len(work), samples_per_request)]
 
-    reward = ICRMReward(model_dir, batch_size=args.batch_size)
-    if args.device != "cpu":
-        reward.model.to(args.device)
-    chunks = [work[i : i + args.max_batch_size] for i in range(0, len(work), args.max_batch_size)]
 
-    def call(chunk):
-        columns = {"demonstrations": [s["demonstrations"] for s in chunk]}
-        return reward([s["prompt"] for s in chunk], [s["completion"] for s in chunk], **columns)
+class InProcess:
+    """The in-process `ICRMReward` on the benchmark's model (loaded once): `fresh()` gives a reward object with empty
+    caches (cold), `run(work)` scores the work `max_batch_size` completions per call."""
 
-    call(chunks[0])  # warm-up
-    best = float("inf")
-    for _ in range(args.repeats):
+    def __init__(self, args, model_dir: str):
+        from trl_icrm.rewards import ICRMReward
+
+        self.args = args
+        self.reward = ICRMReward(model_dir, batch_size=args.batch_size)
+        if args.device != "cpu":
+            self.reward.model.to(args.device)
+
+    def fresh(self):
+        from trl_icrm.rewards import ICRMReward
+
+        return ICRMReward(self.reward.model, self.reward.tokenizer, batch_size=self.args.batch_size)
+
+    def run(self, reward, work: list[dict]) -> tuple[np.ndarray, float]:
+        """`(rewards, completions/s)` of one pass over `work`."""
+        size = self.args.max_batch_size
         start = time.perf_counter()
-        rewards = [value for chunk in chunks for value in call(chunk)]
-        best = min(best, time.perf_counter() - start)
-    return np.array(rewards), len(work) / best
+        rewards = []
+        for i in range(0, len(work), size):
+            chunk = work[i : i + size]
+            columns = {"demonstrations": [s["demonstrations"] for s in chunk]}
+            rewards += reward([s["prompt"] for s in chunk], [s["completion"] for s in chunk], **columns)
+        return np.array(rewards), len(work) / (time.perf_counter() - start)
 
 
 # Server
@@ -202,34 +227,72 @@ def run_clients(port: int, requests: list[bytes], concurrency: int) -> list[tupl
     return results
 
 
-def check_answers(results, expected: np.ndarray) -> dict:
-    ok = [r for r in results if r[0] == 200]
-    rewards = np.array([r[1]["rewards"][0] for r in ok]) if ok else np.zeros(0)
-    reference = np.array([e for r, e in zip(results, expected, strict=True) if r[0] == 200])
-    wrong = int(np.sum(np.abs(rewards - reference) > TOLERANCE)) if ok else 0
-    return {"answered": len(ok), "lost": len(results) - len(ok), "wrong": wrong}
+def check_answers(results, expected: list[np.ndarray]) -> dict:
+    """Answered, lost and wrong requests: a request is wrong if any of its rewards differs from the in-process one."""
+    answered = [(r, e) for r, e in zip(results, expected, strict=True) if r[0] == 200]
+    wrong = sum(
+        1
+        for result, reference in answered
+        if len(result[1]["rewards"]) != len(reference)
+        or np.any(np.abs(np.array(result[1]["rewards"]) - reference) > TOLERANCE)
+    )
+    return {"answered": len(answered), "lost": len(results) - len(answered), "wrong": wrong}
 
 
-def load_run(port: int, bodies: list[bytes], expected: np.ndarray, concurrency: int, baseline: float) -> dict:
+def per_request(rewards: np.ndarray, samples_per_request: int) -> list[np.ndarray]:
+    return [rewards[i : i + samples_per_request] for i in range(0, len(rewards), samples_per_request)]
+
+
+def server_pass(port: int, bodies: list[bytes], concurrency: int) -> dict:
+    """One timed pass of the server over `bodies` from `concurrency` clients: the answers, the time and the batches."""
     before = request_json(port, "GET", "/stats", None)[1]
     start = time.perf_counter()
     results = run_clients(port, bodies, concurrency)
     elapsed = time.perf_counter() - start
     after = request_json(port, "GET", "/stats", None)[1]
-    latencies = np.array([r[2] for r in results if r[0] == 200])
     batches = after["batches"] - before["batches"]
+    items = after["batched_items"] - before["batched_items"]
+    return {"results": results, "elapsed": elapsed, "batches": batches, "items": items}
+
+
+def summarize(served: dict, completions: int, expected: list[np.ndarray]) -> dict:
+    results = served["results"]
+    latencies = np.array([r[2] for r in results if r[0] == 200])
     row = {
-        "concurrency": concurrency,
-        "requests": len(bodies),
-        "completions_per_s": len(bodies) / elapsed,
+        "completions_per_s": completions / served["elapsed"],
         "p50_ms": float(np.percentile(latencies, 50) * 1000) if len(latencies) else None,
         "p99_ms": float(np.percentile(latencies, 99) * 1000) if len(latencies) else None,
-        "batches": batches,
-        "mean_batch_items": (after["batched_items"] - before["batched_items"]) / max(batches, 1),
-        "relative_to_in_process": len(bodies) / elapsed / baseline,
+        "batches": served["batches"],
+        "mean_batch_items": served["items"] / max(served["batches"], 1),
     }
     row.update(check_answers(results, expected))
     return row
+
+
+def compare(args, port: int, side: InProcess, condition: str, concurrency: int, turn: int, work=None) -> dict:
+    """The in-process pass and the server pass on the same requests, back to back (in-process first on even turns).
+    Cold: new demonstration sets are built for this comparison (epoch `turn + 1`), scored by a fresh in-process
+    reward and by a server that has never seen them; warm: `work`, which both sides have scored before."""
+    if condition == "cold":
+        work = build_work(args.num_requests, args.group_size, args.num_demonstrations, epoch=turn + 1)
+        reward = side.fresh()
+    else:
+        reward = side.reward
+    bodies = request_bodies(work, args.samples_per_request)
+    if turn % 2 == 0:
+        expected, in_process = side.run(reward, work)
+        served = server_pass(port, bodies, concurrency)
+    else:
+        served = server_pass(port, bodies, concurrency)
+        expected, in_process = side.run(reward, work)
+    row = summarize(served, len(work), per_request(expected, args.samples_per_request))
+    return {
+        "condition": condition,
+        "concurrency": concurrency,
+        "in_process_completions_per_s": in_process,
+        "server": row,
+        "ratio": row["completions_per_s"] / in_process,
+    }
 
 
 # Faults
@@ -279,7 +342,7 @@ def bad_requests(num: int, max_body_bytes: int, sample: dict) -> list[tuple[str,
 
 
 def fault_run(args, port: int, work: list[dict], expected: np.ndarray) -> dict:
-    valid = [openrlhf_body(sample) for sample in work]
+    valid = request_bodies(work, 1)
     bad = bad_requests(max(3, len(work) // 4), args.max_body_bytes, work[0])
     # Interleave: a bad request after every few valid ones.
     requests, labels = [], []
@@ -311,7 +374,7 @@ def fault_run(args, port: int, work: list[dict], expected: np.ndarray) -> dict:
         else:
             statuses.setdefault(kind, {}).setdefault(str(result[0]), 0)
             statuses[kind][str(result[0])] += 1
-    checked = check_answers(valid_results, expected)
+    checked = check_answers(valid_results, per_request(expected, 1))
     status, health = request_json(port, "GET", "/health", None)
     return {
         "valid_requests": len(valid),
@@ -325,13 +388,17 @@ def fault_run(args, port: int, work: list[dict], expected: np.ndarray) -> dict:
 
 # Report
 def print_report(result: dict) -> None:
-    print(f"\nIn-process ICRMReward: {result['in_process_completions_per_s']:.1f} completions/s")
-    print("\n| clients | completions/s | p50 (ms) | p99 (ms) | mean batch | vs in-process | lost | wrong |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for row in result["load"]:
+    print(
+        "\n| condition | clients | in-process (completions/s) | server (completions/s) | server / in-process "
+        "| p50 (ms) | p99 (ms) | mean batch | lost | wrong |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in result["comparisons"]:
+        server = row["server"]
         print(
-            f"| {row['concurrency']} | {row['completions_per_s']:.1f} | {row['p50_ms']:.0f} | {row['p99_ms']:.0f} | "
-            f"{row['mean_batch_items']:.1f} | {row['relative_to_in_process']:.2f}x | {row['lost']} | {row['wrong']} |"
+            f"| {row['condition']} | {row['concurrency']} | {row['in_process_completions_per_s']:.1f} | "
+            f"{server['completions_per_s']:.1f} | {row['ratio']:.2f}x | {server['p50_ms']:.0f} | {server['p99_ms']:.0f} "
+            f"| {server['mean_batch_items']:.1f} | {server['lost']} | {server['wrong']} |"
         )
     fault = result.get("fault")
     if fault:
@@ -348,22 +415,47 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", default=DEFAULT_MODEL, help="Backbone of the random ICRM head.")
     parser.add_argument("--tiny_model", action="store_true", help="A tiny random backbone (smoke checks).")
-    parser.add_argument("--num_requests", type=int, default=512, help="Requests (samples) per run.")
+    parser.add_argument("--num_requests", type=int, default=128, help="Completions per pass (and per epoch).")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64], help="Concurrent clients per run.")
+    parser.add_argument(
+        "--conditions", nargs="+", default=["cold", "warm"], choices=["cold", "warm"], help="Cache conditions."
+    )
     parser.add_argument("--group_size", type=int, default=8, help="G completions per prompt.")
     parser.add_argument("--num_demonstrations", type=int, default=4, help="K demonstrations per prompt.")
-    parser.add_argument("--max_batch_size", type=int, default=64, help="Server: completions per merged batch.")
+    parser.add_argument("--samples_per_request", type=int, default=1, help="Completions per /get_reward request.")
+    parser.add_argument("--max_batch_size", type=int, default=64, help="Completions per call (both sides).")
     parser.add_argument("--max_wait_ms", type=float, default=5.0, help="Server: batching window.")
     parser.add_argument("--max_queue", type=int, default=1024, help="Server: waiting requests before 503.")
     parser.add_argument("--max_body_bytes", type=int, default=1 << 20, help="Server: body limit (fault run).")
     parser.add_argument("--batch_size", type=int, default=16, help="Sequences per forward pass (both sides).")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (both sides).")
     parser.add_argument("--device", default="cpu", help="Device of the model (both sides).")
-    parser.add_argument("--repeats", type=int, default=2, help="In-process passes (the best one counts).")
     parser.add_argument("--killed_clients", type=int, default=4, help="Clients killed mid-request in the fault run.")
     parser.add_argument("--no_fault_run", action="store_true", help="Skip the fault run.")
     parser.add_argument("--output", default=None, help="Write the results as JSON here.")
     return parser.parse_args()
+
+
+def measure(args, port: int, side: InProcess) -> dict:
+    """Every comparison (cold, then warm, each at every concurrency), and the fault run on the warm work."""
+    warm = build_work(args.num_requests, args.group_size, args.num_demonstrations, epoch=0)
+    result = {"settings": vars(args), "comparisons": []}
+    side.run(side.fresh(), build_work(args.group_size, args.group_size, args.num_demonstrations, epoch=-1))
+    run_clients(port, request_bodies(build_work(8, 8, args.num_demonstrations, epoch=-2), 1), 1)  # warm-ups
+    turn = 0
+    for condition in args.conditions:
+        if condition == "warm":  # one untimed pass fills both sides' caches
+            side.run(side.reward, warm)
+            run_clients(port, request_bodies(warm, args.samples_per_request), max(args.concurrency))
+        for concurrency in args.concurrency:
+            result["comparisons"].append(compare(args, port, side, condition, concurrency, turn, warm))
+            print(json.dumps(result["comparisons"][-1]), flush=True)
+            turn += 1
+    if not args.no_fault_run:
+        expected, _ = side.run(side.reward, warm)
+        result["fault"] = fault_run(args, port, warm, expected)
+    result["in_process_cache"] = side.reward.cache_info()
+    return result
 
 
 def main() -> None:
@@ -372,21 +464,13 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    work = build_work(args.num_requests, args.group_size, args.num_demonstrations)
-    bodies = [openrlhf_body(sample) for sample in work]
     with tempfile.TemporaryDirectory(prefix="reward-server-bench-") as tmp:
         model_dir = save_model(args, Path(tmp))
+        side = InProcess(args, model_dir)
         port = free_port()
         server = start_server(args, model_dir, port, Path(tmp) / "server.log")
         try:
-            expected, baseline = in_process(args, model_dir, work)
-            result = {"settings": vars(args), "in_process_completions_per_s": baseline, "load": []}
-            run_clients(port, bodies[: min(8, len(bodies))], 1)  # warm-up
-            for concurrency in args.concurrency:
-                result["load"].append(load_run(port, bodies, expected, concurrency, baseline))
-                print(json.dumps(result["load"][-1]), flush=True)
-            if not args.no_fault_run:
-                result["fault"] = fault_run(args, port, work, expected)
+            result = measure(args, port, side)
         finally:
             result_code = stop_server(server)
             log = (Path(tmp) / "server.log").read_text()

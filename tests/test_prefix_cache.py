@@ -190,6 +190,24 @@ def test_fingerprint_is_stable_without_changes(icrm):
     assert weights_fingerprint(model) == weights_fingerprint(model)
 
 
+def test_frozen_scorer_fingerprints_once_and_scores_exactly(icrm, monkeypatch):
+    """A frozen scorer (the reward server's) reads its weights' fingerprint on the first call only, and its cached
+    scores still equal full sequences."""
+    import trl_icrm.rewards.scoring as scoring
+
+    model, tokenizer = icrm
+    prompts, completions, columns = _batch()
+    reward = ICRMReward(model, tokenizer)
+    reward.scorer.frozen = True
+    calls = []
+    monkeypatch.setattr(scoring, "weights_fingerprint", lambda m: calls.append(m) or weights_fingerprint(m))
+    for _ in range(3):
+        rewards = _rewards(reward, prompts, completions, columns)
+    assert len(calls) == 1
+    assert reward.cache_info()["hits"] > 0
+    torch.testing.assert_close(rewards, _reference(reward, prompts, completions, columns), rtol=0, atol=TOLERANCE)
+
+
 def test_expanded_cache_leaves_the_stored_one_unchanged(icrm):
     model, tokenizer = icrm
     with torch.inference_mode():

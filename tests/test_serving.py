@@ -538,6 +538,17 @@ def test_prefix_cache_limit_reaches_the_served_icrm_model(random_icrm_dir):
     np.testing.assert_allclose(first, cached, rtol=0, atol=2e-6)
 
 
+def test_served_models_are_frozen_every_member(random_icrm_dir):
+    """The app marks every served model frozen: its weights are fingerprinted once, not on every request."""
+    from trl_icrm.serving.app import create_app
+    from trl_icrm.serving.loading import load_serving_reward
+
+    ensemble = load_serving_reward([random_icrm_dir, random_icrm_dir], allow_zero_shot=True)
+    assert not any(member.scorer.frozen for member in ensemble.members)
+    create_app(ensemble)
+    assert all(member.scorer.frozen for member in ensemble.members)
+
+
 # The parts without a server
 def test_parsing_splits_queries_and_reads_labels():
     config, policy = ServingConfig(), DemonstrationPolicy(bank=BANK, required=True)

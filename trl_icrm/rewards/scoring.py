@@ -238,7 +238,8 @@ class SequenceScorer:
     classifier does. Encoded prefixes are also kept across
     calls in a [`PrefixCache`] of `prefix_cache_bytes` (least recently used ones dropped first; `0` keeps none), keyed
     by the model's identity and the prefix tokens, and emptied whenever [`weights_fingerprint`] changes: the reward
-    model is frozen while it scores, and a weight update invalidates every entry. A prefix larger than the whole
+    model is frozen while it scores, and a weight update invalidates every entry. A caller whose model never changes
+    (the reward server) sets `frozen = True`: the weights are then fingerprinted on the first call only. A prefix larger than the whole
     limit is encoded for its call only (one warning). Backbones whose attention layout the shared paths cannot mask
     exactly ([`~trl_icrm.models.packing.prefix_sharing_problem`]) or that fail on them score full sequences, with one
     warning. Scores equal full-sequence scoring up to float rounding.
@@ -265,6 +266,7 @@ class SequenceScorer:
         self.use_prefix_cache = use_prefix_cache
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self._fingerprint: tuple | None = None
+        self.frozen = False  # set by a caller whose model never changes (a server): weights fingerprinted once
         self._cache_failed = False
         problem = prefix_sharing_problem(model) if use_prefix_cache else None
         if problem is not None:
@@ -322,8 +324,9 @@ class SequenceScorer:
         return torch.cat(out)
 
     def _check_weights(self) -> None:
-        """Empty the cross-call cache if the model's weights changed since the last call."""
-        if not self.prefix_cache.max_bytes:
+        """Empty the cross-call cache if the model's weights changed since the last call (checked once when
+        `frozen`: fingerprinting a model's every tensor costs more than scoring one short completion)."""
+        if not self.prefix_cache.max_bytes or (self.frozen and self._fingerprint is not None):
             return
         fingerprint = weights_fingerprint(self.model)
         if fingerprint != self._fingerprint:

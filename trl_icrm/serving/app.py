@@ -47,7 +47,7 @@ from starlette.requests import ClientDisconnect
 
 from .batching import BatchScorer, QueueFullError, ShuttingDownError
 from .config import ServingConfig
-from .loading import DEMONSTRATIONS_COLUMN, TokenBound, demonstration_policy, token_bound
+from .loading import DEMONSTRATIONS_COLUMN, TokenBound, demonstration_policy, freeze_for_serving, token_bound
 from .protocol import (
     DemonstrationPolicy,
     ItemResult,
@@ -258,7 +258,7 @@ def create_app(
 
     Args:
         reward: The reward model, e.g. from [`load_serving_reward`]. An ICRM model must read its demonstrations from
-            the `demonstrations` column.
+            the `demonstrations` column. Its weights must not change while it is served ([`freeze_for_serving`]).
         config: Batching and limits ([`ServingConfig`]).
         demonstration_bank: `{key: [pairs]}`: a label that is a key draws `config.num_demonstrations` of its pairs.
         max_length: Most tokens of a completion's query (prompt + completion), with the model's own bound
@@ -266,6 +266,7 @@ def create_app(
     """
     config = config or ServingConfig()
     policy = demonstration_policy(reward, demonstration_bank, config.num_demonstrations, config.seed)
+    freeze_for_serving(reward)
     scorer = BatchScorer(
         make_score_fn(reward, policy),
         max_batch_size=config.max_batch_size,

@@ -169,6 +169,16 @@ def token_bound(reward: Any, max_length: int | None = None) -> TokenBound:
     return TokenBound(members)
 
 
+def freeze_for_serving(reward: Any) -> None:
+    """Mark the model(s) of a served reward as frozen: the server only scores, so a reward that keeps encoded
+    demonstrations across calls fingerprints its weights once, not on every request (a request of one completion
+    would pay for reading every weight tensor)."""
+    for member in getattr(reward, "members", None) or [reward]:
+        scorer = getattr(member, "scorer", None)
+        if hasattr(scorer, "frozen"):
+            scorer.frozen = True
+
+
 def move_to_device(reward: Any, device: str) -> None:
     """Move the model(s) of a reward model (or of every member of an ensemble) to `device`."""
     for member in getattr(reward, "members", None) or [reward]:
@@ -233,6 +243,7 @@ __all__ = [
     "DEMONSTRATIONS_COLUMN",
     "TokenBound",
     "demonstration_policy",
+    "freeze_for_serving",
     "load_serving_reward",
     "model_token_limit",
     "move_to_device",
