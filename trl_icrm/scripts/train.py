@@ -195,7 +195,7 @@ def train_head_ensemble(script_args: TrainScriptArguments, training_args, model_
         model_args.model_name_or_path,
         train,
         evaluation,
-        output_dir=training_args.output_dir,
+        output_dir=training_args.output_dir if training_args.process_index == 0 else None,
         num_members=script_args.num_members,
         head_type=script_args.head_type,
         head_hidden_size=script_args.head_hidden_size,
@@ -242,6 +242,8 @@ def train_lora_ensemble(script_args: TrainScriptArguments, training_args, model_
         save_reward_model(trainer, member_dir, merge=False)
         members.append(member_dir)
         history[f"member_{m}"] = trainer.state.log_history
+    if training_args.process_index != 0:
+        return {"eval": metrics, "log_history": history}
     seeds = [training_args.seed + m for m in range(script_args.num_members)]
     write_lora_ensemble_config(
         training_args.output_dir, members, base_model=model, last_layers=script_args.lora_last_layers, seeds=seeds
