@@ -11,6 +11,8 @@ The library, by concept (each a subpackage or module; names below import from `t
   `bt_config_from`;
 - `rewards`: the reward-posterior interface, ICRM / VRM / BT / Laplace / math-verify rewards, penalties, ensembles,
   `load_reward`;
+- `uncertainty`: ensembles that share compute (M heads on one frozen backbone, M LoRA adapters on one base model) and
+  MC dropout, trained on precomputed features where the backbone is frozen;
 - `laplace`: Bayesian reward models by Laplace-LoRA (a laplace-torch posterior fitted to a trained BT model);
 - `best_of_n`: `BestOfNSampler` and the exact over-optimization estimators;
 - `evaluation`: calibration and steerability metrics;
@@ -39,8 +41,11 @@ _EXPORTS = {
     "trl_icrm.icrm.objective": ["icrm_loss"],
     "trl_icrm.rewards": [
         "EnsembleReward",
+        "HeadEnsembleReward",
         "ICRMReward",
         "LaplaceReward",
+        "LoRAEnsembleReward",
+        "MCDropoutReward",
         "MathVerifyReward",
         "RewardModel",
         "RewardPosterior",
@@ -80,9 +85,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs (tests/test_publ
     from .laplace import LaplacePosterior, fit_laplace, load_posterior
     from .rewards import (
         EnsembleReward,
+        HeadEnsembleReward,
         ICRMReward,
         LaplaceReward,
+        LoRAEnsembleReward,
         MathVerifyReward,
+        MCDropoutReward,
         RewardModel,
         RewardPosterior,
         SequenceClassifierReward,

@@ -35,7 +35,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "train",
         "train",
-        "Train a reward model: ICRM (ICRMRewardTrainer), VRM (VRMRewardTrainer) or Bradley-Terry (trl.RewardTrainer).",
+        "Train a reward model: ICRM (ICRMRewardTrainer), VRM (VRMRewardTrainer), Bradley-Terry (trl.RewardTrainer) or "
+        "a head ensemble on a frozen backbone.",
     ),
     CommandSpec("grpo", "grpo", "GRPO on math problems with the math-verify, a BT or an ICRM reward."),
     CommandSpec("bon", "bon", "Best-of-N over-optimization curves: proxy reward model(s) vs math-verify gold."),

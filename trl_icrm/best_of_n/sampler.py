@@ -409,8 +409,9 @@ class BestOfNSampler:
         penalty: Uncertainty penalty: `None`, `"lcb"` (mean - k * sqrt(var)) or `"var_penalty"` (mean - k * var).
             Every reward function must then implement [`SupportsUncertainty`].
         penalty_coef: k of the penalty.
-        ensemble: Aggregation over several reward functions: `"mean"`, `"worst_case"` or `"mean_minus_std"`.
-        ensemble_coef: k of `"mean_minus_std"`.
+        ensemble: Aggregation over several reward functions: `"mean"`, `"worst_case"`, `"mean_minus_std"` or
+            `"uncertainty_weighted"` (mean - k var).
+        ensemble_coef: k of `"mean_minus_std"` and `"uncertainty_weighted"`.
         generation_batch_size: Most sequences per `generate` call (prompts per call = this // n, at least 1).
         seed: Seed of the sampling.
         model_init_kwargs: Keyword arguments of `AutoModelForCausalLM.from_pretrained` when `model` is a path

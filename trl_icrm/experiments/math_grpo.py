@@ -39,7 +39,12 @@ from ..utils.generation import generate_greedy
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REWARD_MODEL_DIRS = {"icrm": "outputs/math-icrm", "bt": "outputs/math-bt"}
+DEFAULT_REWARD_MODEL_DIRS = {
+    "icrm": "outputs/math-icrm",
+    "bt": "outputs/math-bt",
+    "head_ensemble": "outputs/math-head-ensemble",
+    "lora_ensemble": "outputs/math-lora-ensemble",
+}
 """Where the recipe's reward models are saved by default."""
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..models import backbone_and_head, pad_right, unwrap_peft
+from ..models.features import last_token_features
 
 
 PAD = -1
@@ -144,15 +145,12 @@ def score_head(model: nn.Module) -> nn.Linear:
 @torch.no_grad()
 def pooled_features(model: nn.Module, rows: torch.Tensor, pad_token_id: int) -> torch.Tensor:
     """Last hidden state at the position the classifier pools (its rightmost non-pad token): `(batch, k, length)`
-    rows padded with [`PAD`] -> `(batch, k, hidden)`."""
+    rows padded with [`PAD`] -> `(batch, k, hidden)` ([`~trl_icrm.models.features.last_token_features`])."""
     backbone, _ = backbone_and_head(model)
     shape = rows.shape
     flat = rows.reshape(-1, shape[-1])
     ids = torch.where(flat >= 0, flat, torch.full_like(flat, pad_token_id))
-    hidden = backbone(input_ids=ids, attention_mask=(flat >= 0).long(), use_cache=False).last_hidden_state
-    positions = torch.arange(ids.shape[1], device=ids.device, dtype=torch.int32)
-    last = ((ids != pad_token_id).int() * positions).argmax(-1)
-    return hidden[torch.arange(len(ids), device=ids.device), last].reshape(*shape[:-1], -1)
+    return last_token_features(backbone, ids, (flat >= 0).long(), pad_token_id).reshape(*shape[:-1], -1)
 
 
 def pack_rows(rows: Sequence[Sequence[int]], per_item: int = 1) -> torch.Tensor:

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from ..models import is_peft_folder, model_locations, prepare_tokenizer, transformers_errors_only, unwrap_peft
+from ..models.features import FeatureEncoder
 from ..utils.default_model import resolve_model_name_or_path
 from .adapter import (
     HeadAdapter,
@@ -134,15 +135,19 @@ def _adapter(model: Any, subset: str, pad_token_id: int) -> torch.nn.Module:
     return HeadAdapter(score_head(model))
 
 
-def _pair_loader(model, subset, pad_token_id, encoded, batch_size) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _pair_loader(
+    model, subset, pad_token_id, encoded, batch_size, encoder=None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches `(inputs (b, 2, ...), targets (b,) = 0: the chosen side wins)` in the adapter's input format, on the
-    model's device."""
+    model's device; the last-layer features from `encoder` (a `FeatureEncoder` and its cache) when given."""
     batches, device = [], next(model.parameters()).device
     for start in range(0, len(encoded), batch_size):
         rows = [side for pair in encoded[start : start + batch_size] for side in pair]
-        inputs = pack_rows(rows, per_item=2).to(device)
-        if subset == "last_layer":
-            inputs = pooled_features(model, inputs, pad_token_id)
+        if subset == "last_layer" and encoder is not None:
+            inputs = encoder.encode_rows(rows).reshape(len(rows) // 2, 2, -1).to(device)
+        else:
+            inputs = pack_rows(rows, per_item=2).to(device)
+            inputs = pooled_features(model, inputs, pad_token_id) if subset == "last_layer" else inputs
         batches.append((inputs, torch.zeros(len(inputs), dtype=torch.long, device=device)))
     return batches
 
@@ -166,6 +171,7 @@ def fit_laplace(
     batch_size: int = 4,
     max_length: int | None = 1024,
     progress_bar: bool = True,
+    feature_cache_dir: str | os.PathLike | None = None,
 ) -> LaplacePosterior:
     """Fit a Laplace posterior to a trained BT reward model on its preference pairs.
 
@@ -180,6 +186,8 @@ def fit_laplace(
         batch_size: Pairs per curvature batch.
         max_length: Tokens kept per side.
         progress_bar: Show laplace-torch's progress bar over the curvature batches.
+        feature_cache_dir: For `subset="last_layer"`, read (and fill) the backbone features of the pairs from this
+            feature cache (`trl_icrm.models.features`), so a refit on the same model and pairs skips the backbone.
 
     Returns:
         The [`LaplacePosterior`]; `.save(model_dir)` writes it next to the model.
@@ -197,7 +205,10 @@ def fit_laplace(
     pad_token_id = tokenizer.pad_token_id
     adapter = _adapter(model, subset, pad_token_id)
     laplace = make_laplace(adapter, structure, prior_precision)
-    loader = _Batches(_pair_loader(model, subset, pad_token_id, encoded, batch_size))
+    encoder = None
+    if subset == "last_layer" and feature_cache_dir is not None:
+        encoder = FeatureEncoder(model, tokenizer, cache_dir=feature_cache_dir, batch_size=2 * batch_size)
+    loader = _Batches(_pair_loader(model, subset, pad_token_id, encoded, batch_size, encoder))
     laplace.fit(loader, progress_bar=progress_bar)
     if tune_prior:
         with warnings.catch_warnings():  # the link approximation is not used by marginal-likelihood tuning

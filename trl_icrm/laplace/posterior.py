@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..models.features import weight_fingerprint
 from .adapter import SUBSETS
 
 
@@ -60,28 +61,6 @@ def weight_signature(named_parameters: list[tuple[str, torch.Tensor]]) -> str:
     """A short hash of the names and shapes of the weights a posterior covers."""
     text = json.dumps([[name, list(parameter.shape)] for name, parameter in named_parameters])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-FINGERPRINT_SAMPLES = 4096
-"""Values per weight tensor that [`weight_fingerprint`] hashes (evenly spaced over the tensor; all of a smaller one)."""
-
-
-def weight_fingerprint(model: torch.nn.Module) -> str:
-    """A short hash of a model's weights by content: every tensor of its state dict by name, shape and values (up to
-    [`FINGERPRINT_SAMPLES`] evenly spaced ones, as fp32). The same weights give the same fingerprint wherever and
-    through whatever path they are loaded from; other weights (another fine-tune or base model) give another. PEFT's
-    `original_module` copies of the modules it trains are left out: the model never uses them, and a head missing from
-    the base checkpoint is drawn anew at each load."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if ".original_module." in name:  # PEFT's unused copy of a module it trains (e.g. a head re-drawn at load)
-            continue
-        flat = tensor.detach().reshape(-1)
-        step = max(1, flat.numel() // FINGERPRINT_SAMPLES)
-        sample = flat[::step][:FINGERPRINT_SAMPLES].to("cpu", torch.float32)
-        digest.update(json.dumps([name, list(tensor.shape)]).encode())
-        digest.update(sample.numpy().tobytes())
-    return digest.hexdigest()[:32]
 
 
 def make_laplace(adapter: torch.nn.Module, structure: str, prior_precision: float = 1.0) -> Any:

@@ -4,6 +4,8 @@
 - `loading`: finding a model folder, adapter folder or hub id and its config, the one loading skeleton of a sequence
   classifier with a method's head ([`load_sequence_classifier_with_head`]), the tokenizer's pad token, reaching the
   backbone and head under a PEFT wrapper;
+- `features`: the pooled backbone features a score head reads, encoded once and cached on disk by the backbone's
+  weights and each sequence's tokens ([`~trl_icrm.models.features.FeatureEncoder`]);
 - `packing`: the prefix cache (encode a shared prefix once, classify suffixes on top of it) and the packed forward
   (rows sharing tokens in one sequence under a tree attention mask).
 """

@@ -6,15 +6,20 @@
 - `icrm`, `vrm`, `classifier`, `laplace`, `math_verify`: ICRM, VRM, a BT sequence classifier, a BT model with its
   Laplace posterior, math-verify correctness;
 - `penalties`, `ensemble`: uncertainty penalties and ensembles, written once for every model;
+- `head_ensemble`, `lora_ensemble`, `mc_dropout`: M heads on one frozen backbone, M LoRA adapters on one base
+  model, MC dropout on a BT model (ensembles that share compute);
 - `registry`: [`load_reward`] by saved kind or name.
 """
 
 from .base import RewardModel, RewardPosterior, SupportsUncertainty, columns_only, supports_uncertainty
 from .classifier import SequenceClassifierReward
 from .ensemble import EnsembleReward
+from .head_ensemble import HeadEnsembleReward
 from .icrm import ICRMReward
 from .laplace import LaplaceReward
+from .lora_ensemble import LoRAEnsembleReward
 from .math_verify import MathVerifyReward, completion_text
+from .mc_dropout import MCDropoutReward
 from .penalties import (
     ENSEMBLE_METHODS,
     PENALTIES,
@@ -32,8 +37,11 @@ __all__ = [
     "PENALTIES",
     "REWARD_KINDS",
     "EnsembleReward",
+    "HeadEnsembleReward",
     "ICRMReward",
     "LaplaceReward",
+    "LoRAEnsembleReward",
+    "MCDropoutReward",
     "MathVerifyReward",
     "RewardKind",
     "RewardModel",

@@ -2,10 +2,10 @@
 """[`EnsembleReward`]: several reward models as one, on the reward-posterior interface.
 
 The members score the same completions; the ensemble's point reward aggregates the members' rewards (`mean`,
-`worst_case`, `mean_minus_std`: `trl_icrm.rewards.penalties.aggregate_ensemble`), and its posterior is the mixture of
-the members' posteriors: mean = the mean of the members' means, variance = the mean of their variances plus the
-variance of their means (law of total variance; a member without variance counts as 0). With Laplace or ICRM members
-and `penalty="lcb"` this is the "ensemble + posterior" penalty.
+`worst_case`, `mean_minus_std`, `uncertainty_weighted`: `trl_icrm.rewards.penalties.aggregate_ensemble`), and its
+posterior is the mixture of the members' posteriors: mean = the mean of the members' means, variance = the mean of
+their variances plus the variance of their means (law of total variance; a member without variance counts as 0).
+With Laplace or ICRM members and `penalty="lcb"` this is the "ensemble + posterior" penalty.
 
 Example:
 
@@ -41,8 +41,9 @@ class EnsembleReward(RewardModel):
 
     Args:
         members: The reward models (at least one), all on the same `scale`.
-        method: How the point rewards combine: `"mean"`, `"worst_case"` or `"mean_minus_std"`.
-        coef: k of `"mean_minus_std"`.
+        method: How the point rewards combine: `"mean"`, `"worst_case"`, `"mean_minus_std"` or
+            `"uncertainty_weighted"` (mean - k var across members).
+        coef: k of `"mean_minus_std"` and `"uncertainty_weighted"`.
         penalty, penalty_coef: The penalty of the ensemble's posterior (see [`RewardModel`]).
         name: The name TRL logs the reward under.
     """

@@ -6,7 +6,8 @@ declared scale. The penalties turn them into one reward, the ensembles combine s
 
 - `penalty`: `"mean"` (the posterior mean), `"lcb"` (mean - k * sqrt(var), the std penalty) or `"var_penalty"`
   (mean - k * var); `None` keeps the model's point reward;
-- `ensemble`: `"mean"`, `"worst_case"` (minimum) or `"mean_minus_std"` (mean - k * std across members).
+- `ensemble`: `"mean"`, `"worst_case"` (minimum), `"mean_minus_std"` (mean - k * std across members) or
+  `"uncertainty_weighted"` (mean - k * var across members; Coste et al.'s uncertainty-weighted optimization).
 
 Example:
 
@@ -28,8 +29,9 @@ PENALTIES = ("mean", "lcb", "var_penalty")
 """Penalties of a posterior (mean, variance): `mean` is the mean, `lcb` is mean - k * sqrt(var), `var_penalty` is
 mean - k * var."""
 
-ENSEMBLE_METHODS = ("mean", "worst_case", "mean_minus_std")
-"""How scores of several reward functions combine: their mean, their minimum, or mean - k * std (population std)."""
+ENSEMBLE_METHODS = ("mean", "worst_case", "mean_minus_std", "uncertainty_weighted")
+"""How scores of several reward functions combine: their mean, their minimum (worst case), mean - k * std or
+mean - k * var (uncertainty-weighted; population std and variance)."""
 
 
 def penalized_reward(
@@ -69,7 +71,7 @@ def aggregate_ensemble(
     """Combine the scores of an ensemble of reward functions, shape `(num_members, ...)`, over the first axis.
 
     `mean`: their mean; `worst_case`: their minimum; `mean_minus_std`: mean - coef * std (population std, so one
-    member has std 0). NaN scores (members that did not score a completion) are left out; a completion no member
+    member has std 0); `uncertainty_weighted`: mean - coef * var (population variance). NaN scores (members that did not score a completion) are left out; a completion no member
     scored gets NaN.
 
     Example:
@@ -91,9 +93,10 @@ def aggregate_ensemble(
             result = mean
         elif method == "worst_case":
             result = np.where(present, scores, np.inf).min(axis=0)
-        elif method == "mean_minus_std":
+        elif method in ("mean_minus_std", "uncertainty_weighted"):
             deviation = np.where(present, scores - mean, 0.0)
-            result = mean - coef * np.sqrt((deviation**2).sum(axis=0) / count)
+            variance = (deviation**2).sum(axis=0) / count
+            result = mean - coef * (np.sqrt(variance) if method == "mean_minus_std" else variance)
         else:
             raise ValueError(f"Unknown ensemble method {method!r}; expected one of {ENSEMBLE_METHODS}.")
     return np.where(count > 0, result, np.nan)
@@ -118,8 +121,8 @@ def combine_rewards(
         variances: Same shape; required when `penalty` is set.
         penalty: `None`, `"lcb"` or `"var_penalty"`.
         penalty_coef: k of the penalty.
-        ensemble: `"mean"`, `"worst_case"` or `"mean_minus_std"`.
-        ensemble_coef: k of `mean_minus_std`.
+        ensemble: One of [`ENSEMBLE_METHODS`].
+        ensemble_coef: k of `mean_minus_std` and `uncertainty_weighted`.
 
     Returns:
         Array of shape `means.shape[1:]`; NaN where no member scored the candidate.

@@ -3,7 +3,10 @@
 
 A saved reward model says what it is in its config: an ICRM model has `icrm` settings, a VRM model `vrm` settings, a
 conventional BT model is a one-output sequence classifier; a BT model with a Laplace posterior next to it
-(`laplace_*.safetensors`, from `trl-icrm laplace`) is of kind `laplace`, which takes precedence over `bt`.
+(`laplace_*.safetensors`, from `trl-icrm laplace`) is of kind `laplace`, which takes precedence over `bt`; a folder
+with `head_ensemble_config.json` is a head ensemble (`head_ensemble`), one with `lora_ensemble_config.json` a LoRA
+ensemble (`lora_ensemble`). Kind `mc_dropout` (MC dropout on a BT model)
+is chosen by name.
 [`reward_model_kind`] reads that; [`load_reward`] returns the matching reward model (`ICRMReward`, `VRMReward`,
 `SequenceClassifierReward`, `LaplaceReward`) or, for the name `"verifier"`, the math-verify correctness reward. A new
 kind of reward model registers itself once with [`register_reward_kind`] and is then loadable everywhere
@@ -85,6 +88,36 @@ def _load_laplace(path: str | os.PathLike, **kwargs: Any):
     return LaplaceReward(path, **kwargs)
 
 
+def _load_head_ensemble(path: str | os.PathLike, **kwargs: Any):
+    from .head_ensemble import HeadEnsembleReward
+
+    return HeadEnsembleReward(path, **kwargs)
+
+
+def _load_mc_dropout(path: str | os.PathLike, **kwargs: Any):
+    from .mc_dropout import MCDropoutReward
+
+    return MCDropoutReward(path, **kwargs)
+
+
+def _load_lora_ensemble(path: str | os.PathLike, **kwargs: Any):
+    from .lora_ensemble import LoRAEnsembleReward
+
+    return LoRAEnsembleReward(path, **kwargs)
+
+
+def _is_lora_ensemble(path: str) -> bool:
+    from ..uncertainty.lora_ensemble import is_lora_ensemble_folder
+
+    return is_lora_ensemble_folder(path)
+
+
+def _is_head_ensemble(path: str) -> bool:
+    from ..uncertainty.heads import is_head_ensemble_folder
+
+    return is_head_ensemble_folder(path)
+
+
 def _has_laplace_posterior(path: str) -> bool:
     return any(os.path.isfile(os.path.join(path, f"laplace_{s}.safetensors")) for s in ("lora", "last_layer"))
 
@@ -112,6 +145,34 @@ register_reward_kind(
         detect_path=_has_laplace_posterior,
     ),
     first=True,
+)
+register_reward_kind(
+    RewardKind(
+        "head_ensemble",
+        lambda config: False,
+        _load_head_ensemble,
+        "M reward heads on one frozen backbone (trl-icrm train --method head_ensemble)",
+        detect_path=_is_head_ensemble,
+    ),
+    first=True,
+)
+register_reward_kind(
+    RewardKind(
+        "lora_ensemble",
+        lambda config: False,
+        _load_lora_ensemble,
+        "M BT LoRA adapters on one base model (trl-icrm train --method lora_ensemble)",
+        detect_path=_is_lora_ensemble,
+    ),
+    first=True,
+)
+register_reward_kind(
+    RewardKind(
+        "mc_dropout",
+        lambda config: False,
+        _load_mc_dropout,
+        "MC dropout on a BT reward model (named explicitly: a BT folder reads as 'bt')",
+    )
 )
 
 

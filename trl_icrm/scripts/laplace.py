@@ -79,6 +79,13 @@ class LaplaceScriptArguments(ScriptArguments):
         default=False, metadata={"help": "Also measure MAP vs Laplace calibration on held-out pairs."}
     )
     progress_bar: bool = field(default=True, metadata={"help": "Show the progress bar over the curvature batches."})
+    feature_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "subset last_layer: read and fill the backbone features of the pairs in this feature cache "
+            "(kept across runs, keyed by the model's weights and the tokens)."
+        },
+    )
     threads: int | None = field(default=None, metadata={"help": "CPU threads of torch (torch's choice if not given)."})
 
     def __post_init__(self):
@@ -153,6 +160,7 @@ def main(args: LaplaceScriptArguments) -> dict[str, Any]:
         args.batch_size,
         args.max_length,
         args.progress_bar,
+        args.feature_cache_dir,
     )
     summary = {**describe(posterior), "fit_seconds": time.perf_counter() - started}
     summary["std_to_spread"] = _check_spread(posterior, tokenizer, train, args)

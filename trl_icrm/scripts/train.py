@@ -6,6 +6,11 @@ variational Beta-BT objective); `--method bt` trains a conventional Bradley-Terr
 same pairs, with the same training arguments (budget, seed, schedule); `--method vrm` trains a VRM model
 (`VRMRewardTrainer`: latent objective weights and semantic features; its settings are the `VRMConfig` flags such as
 `--num_objectives`, `--num_features`, `--beta_w`, `--supervision_loss`). All use LoRA on the embedded model by default.
+`--method head_ensemble` trains M reward heads (`--num_members`, `--head_type linear|mlp`, `--bootstrap`) on the frozen
+`--model_name_or_path` (a base model or a trained BT model), on its features encoded once (and kept in
+`--feature_cache_dir` across runs), with the learning rate, epochs, batch size, weight decay and seed given;
+`--method lora_ensemble` trains `--num_members` BT LoRA adapters on one base model, member m with seed `--seed + m`,
+optionally only in the last `--lora_last_layers` blocks (scoring then runs the blocks below once for all members).
 A held-out share of the pairs (`--eval_fraction`) measures pairwise accuracy, written with the TRL logs to
 `reward_model_metrics.json` in the output folder.
 
@@ -16,6 +21,8 @@ its config), which `trl-icrm laplace` needs for a posterior over the LoRA weight
     trl-icrm train --method icrm --output_dir outputs/math-icrm
     trl-icrm train --method bt --output_dir outputs/math-bt
     trl-icrm train --method vrm --output_dir outputs/math-vrm --num_objectives 32 --num_features 4
+    trl-icrm train --method head_ensemble --num_members 5 --feature_cache_dir outputs/feature-cache
+    trl-icrm train --method lora_ensemble --num_members 4 --lora_last_layers 8
     trl-icrm train --config recipes/smollm2-135m/reward/config_icrm.yaml
     trl-icrm train --method icrm --model_name_or_path Qwen/Qwen2.5-0.5B-Instruct --bf16 true
 """
@@ -42,8 +49,10 @@ class TrainScriptArguments(ScriptArguments):
     method: str = field(
         default="icrm",
         metadata={
-            "help": "'icrm' (ICRMRewardTrainer), 'bt' (trl.RewardTrainer) or 'vrm' (VRMRewardTrainer).",
-            "choices": ["icrm", "bt", "vrm"],
+            "help": "'icrm' (ICRMRewardTrainer), 'bt' (trl.RewardTrainer), 'vrm' (VRMRewardTrainer) or "
+            "'head_ensemble' (M reward heads on the frozen --model_name_or_path, trained on its cached features) or "
+            "'lora_ensemble' (M BT LoRA adapters on one base model, each trained with its own seed).",
+            "choices": ["icrm", "bt", "vrm", "head_ensemble", "lora_ensemble"],
         },
     )
     dataset_name: str = field(
@@ -64,6 +73,33 @@ class TrainScriptArguments(ScriptArguments):
         metadata={
             "help": "Save a BT LoRA model merged (a plain classifier); --no_merge_lora keeps the adapter (for "
             "`trl-icrm laplace`, whose posterior covers the LoRA weights)."
+        },
+    )
+    num_members: int = field(default=5, metadata={"help": "head_ensemble, lora_ensemble: M, the members."})
+    lora_last_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "lora_ensemble: adapt only the last L decoder blocks (the blocks below then run once for all "
+            "members when scoring); default: every block."
+        },
+    )
+    head_type: str = field(
+        default="mlp",
+        metadata={
+            "help": "head_ensemble: each head 'linear' or 'mlp' (linear, ReLU, linear).",
+            "choices": ["linear", "mlp"],
+        },
+    )
+    head_hidden_size: int = field(default=128, metadata={"help": "head_ensemble: width of an MLP head."})
+    bootstrap: bool = field(
+        default=False,
+        metadata={"help": "head_ensemble: train each member on its own bootstrap resample of the pairs."},
+    )
+    feature_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "head_ensemble: folder of the backbone features, kept across runs (keyed by the backbone's "
+            "weights and each sequence's tokens); default: none, the features are encoded for this run only."
         },
     )
 
@@ -140,6 +176,99 @@ def evaluate_and_save(trainer, script_args, output_dir: str, evaluation) -> dict
 DEFAULT_VRM_DIR = "outputs/math-vrm"
 
 
+def train_head_ensemble(script_args: TrainScriptArguments, training_args, model_args, train, evaluation) -> dict:
+    """Train and save a head ensemble on the frozen `--model_name_or_path` (its features encoded once, cached in
+    `--feature_cache_dir`), with the optimization values of the training arguments."""
+    from ..uncertainty import HeadTrainingArguments
+    from ..uncertainty.fit import fit_head_ensemble
+
+    training = HeadTrainingArguments(
+        num_epochs=training_args.num_train_epochs,
+        max_steps=training_args.max_steps,
+        batch_size=training_args.per_device_train_batch_size,
+        learning_rate=training_args.learning_rate,
+        weight_decay=training_args.weight_decay,
+        bootstrap=script_args.bootstrap,
+        seed=training_args.seed,
+    )
+    result = fit_head_ensemble(
+        model_args.model_name_or_path,
+        train,
+        evaluation,
+        output_dir=training_args.output_dir if training_args.process_index == 0 else None,
+        num_members=script_args.num_members,
+        head_type=script_args.head_type,
+        head_hidden_size=script_args.head_hidden_size,
+        training=training,
+        feature_cache_dir=script_args.feature_cache_dir,
+        batch_size=training_args.per_device_eval_batch_size,
+        max_length=training_args.max_length,
+        progress_bar=not training_args.disable_tqdm,
+        trust_remote_code=bool(training_args.trust_remote_code),
+        model_init_kwargs=training_args.model_init_kwargs,
+    )
+    metrics = {"head_ensemble": result["eval"]} if result["eval"] is not None else {}
+    return {"eval": metrics, "log_history": result["history"], "features_encoded": result["encoder"].encoded}
+
+
+def train_lora_ensemble(script_args: TrainScriptArguments, training_args, model_args, train, evaluation) -> dict:
+    """Train `--num_members` BT LoRA adapters on one base model (`trl.RewardTrainer`, member m with seed
+    `--seed + m`, adapted in the last `--lora_last_layers` blocks), save each as `member_<m>/` and list them in
+    `lora_ensemble_config.json`; the held-out metrics are each member's and the ensemble mean's."""
+    from transformers import set_seed
+    from trl import RewardTrainer, get_peft_config
+
+    from ..models import read_model_config
+    from ..trainer import bt_config_from, save_reward_model
+    from ..uncertainty.lora_ensemble import restrict_to_last_layers, write_lora_ensemble_config
+    from ..utils.default_model import resolve_model_name_or_path
+
+    if not model_args.use_peft:
+        raise SystemExit("--method lora_ensemble trains LoRA adapters: keep --use_peft (the default).")
+    model = resolve_model_name_or_path(model_args.model_name_or_path)
+    num_layers = read_model_config(model).get_text_config().num_hidden_layers
+    peft_config = restrict_to_last_layers(get_peft_config(model_args), num_layers, script_args.lora_last_layers)
+    members, metrics, history = [], {}, {}
+    for m in range(script_args.num_members):
+        member_dir = os.path.join(training_args.output_dir, f"member_{m}")
+        args = bt_config_from(training_args, output_dir=member_dir, seed=training_args.seed + m)
+        set_seed(args.seed)  # the new score head and the LoRA weights are drawn from the member's seed
+        trainer = RewardTrainer(
+            model, args=args, train_dataset=train, eval_dataset=evaluation, peft_config=peft_config
+        )
+        trainer.train()
+        if evaluation is not None:
+            metrics[f"member_{m}"] = trainer.evaluate(evaluation)
+        save_reward_model(trainer, member_dir, merge=False)
+        members.append(member_dir)
+        history[f"member_{m}"] = trainer.state.log_history
+    if training_args.process_index != 0:
+        return {"eval": metrics, "log_history": history}
+    seeds = [training_args.seed + m for m in range(script_args.num_members)]
+    write_lora_ensemble_config(
+        training_args.output_dir, members, base_model=model, last_layers=script_args.lora_last_layers, seeds=seeds
+    )
+    if evaluation is not None:
+        metrics["lora_ensemble"] = ensemble_accuracy(training_args.output_dir, evaluation)
+    return {"eval": metrics, "log_history": history}
+
+
+def ensemble_accuracy(folder: str, evaluation) -> dict:
+    """Pairwise accuracy (per pair) of a saved LoRA ensemble's mean score, and the mean variance of its margins."""
+    from ..rewards.lora_ensemble import LoRAEnsembleReward
+
+    reward = LoRAEnsembleReward(folder)
+    pairs = list(evaluation)
+    prompts = [pair.get("prompt") for pair in pairs]
+    chosen = reward.member_scores(prompts, [pair["chosen"] for pair in pairs])
+    rejected = reward.member_scores(prompts, [pair["rejected"] for pair in pairs])
+    margins = chosen - rejected
+    return {"accuracy": float((margins.mean(0) > 0).mean()), "margin_variance": float(margins.var(0).mean())}
+
+
+ENSEMBLE_TRAINERS = {"head_ensemble": train_head_ensemble, "lora_ensemble": train_lora_ensemble}
+
+
 def load_pairs(script_args: TrainScriptArguments, training_args) -> tuple[object, object]:
     """(train, eval or None) pairs in the explicit-prompt format: the data set's test split, else a seeded
     `eval_fraction` of its training pairs; ICRM keeps the group (and soft-label) column."""
@@ -188,18 +317,24 @@ def main(script_args: TrainScriptArguments, training_args, model_args, vrm_args=
         training_args.output_dir = DEFAULT_REWARD_MODEL_DIRS.get(script_args.method, DEFAULT_VRM_DIR)
     apply_model_args(model_args, training_args)
     train, evaluation = load_pairs(script_args, training_args)
-    trainer = build_trainer(script_args, training_args, model_args, vrm_args, train, evaluation)
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args.resume_from_checkpoint))
-    metrics = evaluate_and_save(trainer, script_args, training_args.output_dir, evaluation)
+    if script_args.method in ENSEMBLE_TRAINERS:
+        outcome = ENSEMBLE_TRAINERS[script_args.method](script_args, training_args, model_args, train, evaluation)
+        is_main = training_args.process_index == 0
+    else:
+        trainer = build_trainer(script_args, training_args, model_args, vrm_args, train, evaluation)
+        trainer.train(resume_from_checkpoint=resume_checkpoint(training_args.resume_from_checkpoint))
+        metrics = evaluate_and_save(trainer, script_args, training_args.output_dir, evaluation)
+        outcome = {"eval": metrics, "log_history": trainer.state.log_history}
+        is_main = trainer.accelerator.is_main_process
     results = {
         "method": script_args.method,
         "data": data_record(script_args, training_args),
         "num_train_pairs": len(train),
         "num_eval_pairs": len(evaluation) if evaluation is not None else 0,
-        "eval": metrics,
-        "log_history": trainer.state.log_history,
+        **outcome,
     }
-    if trainer.accelerator.is_main_process:
+    metrics = outcome["eval"]
+    if is_main:
         write_json(results, os.path.join(training_args.output_dir, "reward_model_metrics.json"))
         print(f"Saved the {script_args.method} reward model to {training_args.output_dir}; eval: {metrics}")
     return results

@@ -46,7 +46,7 @@ class BestOfNSettings:
     ensembles: list[str] = field(
         default_factory=lambda: [f"{method}:{k:g}" for method, k in DEFAULT_ENSEMBLES],
         metadata={
-            "help": "Ensemble curves 'method[:k]' (mean, worst_case, mean_minus_std) with several proxies; 'none' "
+            "help": "Ensemble curves 'method[:k]' (mean, worst_case, mean_minus_std, uncertainty_weighted) with several proxies; 'none' "
             "for no ensemble curve."
         },
     )
