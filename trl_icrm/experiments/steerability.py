@@ -228,6 +228,27 @@ def pairs_steerability_data(
     return SteerabilityData(eval_sets=eval_sets, conflict_set=conflict_set, summary=summary)
 
 
+def drop_overlong_pairs(reward, data: SteerabilityData) -> dict[str, int]:
+    """Drop from `data.eval_sets` the pairs whose query alone (prompt + either response) is longer than the ICRM
+    `reward`'s `max_length` (a query is never cut), as `overlong_query="skip"` does in training; returns the number
+    dropped per set."""
+    if reward.max_length is None:
+        return {}
+    dropped = {}
+    for name, (pairs, pools) in list(data.eval_sets.items()):
+        kept = [
+            pair
+            for pair in pairs
+            if all(
+                len(reward.renderer.encode_query(pair["prompt"], pair[side])) <= reward.max_length
+                for side in ("chosen", "rejected")
+            )
+        ]
+        dropped[name] = len(pairs) - len(kept)
+        data.eval_sets[name] = (kept, pools)
+    return dropped
+
+
 def _common_training_values(args: SteerableTrainingArguments) -> dict[str, Any]:
     return {
         "max_steps": args.max_steps,
@@ -436,6 +457,7 @@ __all__ = [
     "benchmark_steerability_data",
     "builtin_eval_sets",
     "builtin_steerability_data",
+    "drop_overlong_pairs",
     "headline",
     "pairs_steerability_data",
     "steerability_models",

@@ -230,6 +230,7 @@ def evaluate_steerability(
         plot_set(result, name, output_dir)
         results["sets"][name] = result
         csv_rows += [{"set": name, **row} for row in rows]
+        write_json(results, os.path.join(output_dir, "steerability.json"))  # each finished set survives a crash
     write_csv(csv_rows, os.path.join(output_dir, "accuracy_vs_k.csv"))
     if conflict is not None:
         conflict_set = conflict_set or next(iter(eval_sets))

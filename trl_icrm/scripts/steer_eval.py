@@ -166,7 +166,7 @@ def trained_models(
 def main(script_args: SteerEvalArguments, training_args: SteerableTrainingArguments) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    from ..experiments.steerability import headline
+    from ..experiments.steerability import drop_overlong_pairs, headline
     from ..experiments.steerability_report import evaluate_steerability
     from ..rewards import load_reward
     from ..utils.io import write_json
@@ -187,6 +187,7 @@ def main(script_args: SteerEvalArguments, training_args: SteerableTrainingArgume
     icrm_path, bt_path = trained_models(script_args, training_args, data, record)
     reward = load_reward(icrm_path, kind="icrm", allow_zero_shot=True, max_length=training_args.max_length)
     bt_reward = None if bt_path is None else load_reward(bt_path, kind="bt", name="bt")
+    record["overlong_pairs_dropped"] = drop_overlong_pairs(reward, data)
     start = time.perf_counter()
     results = evaluate_steerability(
         reward,
