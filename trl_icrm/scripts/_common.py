@@ -124,7 +124,7 @@ class DemonstrationBankArguments:
         default=None,
         metadata={
             "help": "JSON file of demonstrations by key: an object {key: [{prompt, chosen, rejected}, ...]}, or "
-            "preference rows (JSON list or JSON lines) grouped by --bank_key."
+            "preference rows (JSON list or JSON lines, or a folder saved with `save_to_disk`) grouped by --bank_key."
         },
     )
     bank_key: str = field(

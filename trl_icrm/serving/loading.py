@@ -224,7 +224,16 @@ def demonstration_policy(reward: Any, bank=None, num_demonstrations: int = 4, se
 
 def read_demonstration_bank(path: str | os.PathLike, key_field: str = "group") -> dict[str, list[dict[str, Any]]]:
     """A demonstration bank from a file: a JSON object `{key: [{prompt, chosen, rejected}, ...]}`, or preference rows
-    `{prompt, chosen, rejected, <key_field>, ...}` (a JSON list or JSON lines) grouped by `key_field`."""
+    `{prompt, chosen, rejected, <key_field>, ...}` (a JSON list or JSON lines) grouped by `key_field`; or from a
+    folder of preference pairs saved with `save_to_disk` (its train split, such as `trl-icrm build-hh-objectives`
+    writes), grouped the same way."""
+    if Path(path).is_dir():
+        from ..data.loading import load_split
+
+        bank = bank_from_json(load_split(path).to_list(), key_field, where=str(path))
+        if not bank:
+            raise ValueError(f"{path} holds no demonstrations.")
+        return bank
     text = Path(path).read_text(encoding="utf-8")
     try:
         data = json.loads(text)
