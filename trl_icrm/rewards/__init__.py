@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..utils.lazy import lazy_attributes
+from . import penalties, registry  # light (no torch): their whole public surface is the package's
 
 
 _EXPORTS = {
@@ -37,22 +38,8 @@ _EXPORTS = {
     "trl_icrm.rewards.lora_ensemble": ["LoRAEnsembleReward"],
     "trl_icrm.rewards.math_verify": ["MathVerifyReward", "completion_text"],
     "trl_icrm.rewards.mc_dropout": ["MCDropoutReward"],
-    "trl_icrm.rewards.penalties": [
-        "ENSEMBLE_METHODS",
-        "PENALTIES",
-        "aggregate_ensemble",
-        "check_penalty",
-        "combine_rewards",
-        "penalized_reward",
-    ],
-    "trl_icrm.rewards.registry": [
-        "REWARD_KINDS",
-        "RewardKind",
-        "build_reward",
-        "load_reward",
-        "register_reward_kind",
-        "reward_model_kind",
-    ],
+    "trl_icrm.rewards.penalties": penalties.__all__,
+    "trl_icrm.rewards.registry": registry.__all__,
     "trl_icrm.rewards.vrm": ["VRMReward"],
 }
 """Every public name, by the module it is imported from on first use; `__all__` is derived from it."""
@@ -81,5 +68,13 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         combine_rewards,
         penalized_reward,
     )
-    from .registry import REWARD_KINDS, RewardKind, build_reward, load_reward, register_reward_kind, reward_model_kind
+    from .registry import (
+        NAMED_REWARDS,
+        REWARD_KINDS,
+        RewardKind,
+        build_reward,
+        load_reward,
+        register_reward_kind,
+        reward_model_kind,
+    )
     from .vrm import VRMReward
