@@ -221,6 +221,13 @@ class DemonstrationRenderer:
             text += eos
         return list(self.tokenizer(text)["input_ids"])
 
+    def encode_queries(
+        self, prompts: Sequence[Text | None], responses: Sequence[Text], max_length: int | None = None
+    ) -> list[list[int]]:
+        """[`encode_query`] of each (prompt, response), cut to its first `max_length` tokens (`None`: all)."""
+        rows = [self.encode_query(prompt, response) for prompt, response in zip(prompts, responses, strict=True)]
+        return [row[:max_length] if max_length else row for row in rows]
+
     # Assembly under the length policy
     def build_prefix(self, demonstration_ids: Sequence[Sequence[int]]) -> list[int]:
         """`[bos] + header + demos + footer` (bos only for tokenizers that add one by themselves), or nothing

@@ -181,8 +181,7 @@ class FeatureEncoder:
 
     def rows(self, prompts: Sequence[Any], completions: Sequence[Any]) -> list[list[int]]:
         """Token ids of each (prompt, completion), as `trl.RewardTrainer` tokenizes them, cut to `max_length`."""
-        rows = [self.renderer.encode_query(p, c) for p, c in zip(prompts, completions, strict=True)]
-        return [row[: self.max_length] if self.max_length else row for row in rows]
+        return self.renderer.encode_queries(prompts, completions, self.max_length)
 
     def encode(self, prompts: Sequence[Any], completions: Sequence[Any]) -> torch.Tensor:
         """Features `(len(completions), hidden)` (float32, CPU) of each (prompt, completion)."""

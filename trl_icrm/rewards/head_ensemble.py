@@ -27,28 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import RewardModel, RewardPosterior
-from .penalties import ENSEMBLE_METHODS, aggregate_ensemble
+from .members import MemberScoresReward, check_method, member_posterior
 
 
-def check_method(method: str) -> None:
-    if method not in ENSEMBLE_METHODS:
-        raise ValueError(f"Unknown ensemble method {method!r}; expected one of {ENSEMBLE_METHODS}.")
-
-
-def member_posterior(scores: np.ndarray, method: str, coef: float, scale: str) -> RewardPosterior:
-    """The posterior of `(num_members, n)` member scores: their aggregate under `method` as `reward`, their mean and
-    population variance, and their spread (std) as an extra."""
-    return RewardPosterior(
-        reward=aggregate_ensemble(scores, method, coef),
-        mean=scores.mean(axis=0),
-        variance=scores.var(axis=0),
-        scale=scale,
-        extras={"member_spread": scores.std(axis=0)},
-    )
-
-
-class HeadEnsembleReward(RewardModel):
+class HeadEnsembleReward(MemberScoresReward):
     """
     A head ensemble (M heads on one frozen backbone) as a reward posterior and a TRL reward function.
 
@@ -65,9 +47,6 @@ class HeadEnsembleReward(RewardModel):
         feature_cache_dir: A feature cache folder to read and fill (default: none; scoring keeps nothing).
         name, penalty, penalty_coef: See [`RewardModel`].
     """
-
-    scale = "score"
-    has_uncertainty = True
 
     def __init__(
         self,
@@ -89,8 +68,7 @@ class HeadEnsembleReward(RewardModel):
         from ..uncertainty import HeadEnsemble
         from ..uncertainty.fit import load_head_ensemble
 
-        super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
-        check_method(method)
+        super().__init__(method=method, coef=coef, penalty=penalty, penalty_coef=penalty_coef, name=name)
         if isinstance(model, HeadEnsemble):
             if backbone is None or tokenizer is None or isinstance(backbone, (str, os.PathLike)):
                 raise ValueError(
@@ -99,7 +77,7 @@ class HeadEnsembleReward(RewardModel):
             self.heads, self.model = model.eval(), backbone
         else:
             self.heads, self.model, tokenizer = load_head_ensemble(model, backbone, trust_remote_code)
-        self.tokenizer, self.method, self.coef = tokenizer, method, coef
+        self.tokenizer = tokenizer
         self.max_length = max_length or self.heads.config.max_length
         self.encoder = FeatureEncoder(
             self.model, tokenizer, cache_dir=feature_cache_dir, batch_size=batch_size, max_length=self.max_length,
@@ -118,9 +96,8 @@ class HeadEnsembleReward(RewardModel):
 
     def to(self, device: Any) -> HeadEnsembleReward:
         """Move the backbone and the heads to `device`; returns `self`."""
-        self.model.to(device)
         self.heads.to(device)
-        return self
+        return super().to(device)
 
     @torch.no_grad()
     def member_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> np.ndarray:
@@ -128,10 +105,6 @@ class HeadEnsembleReward(RewardModel):
         features = self.encoder.encode(prompts, completions)
         device = next(self.heads.parameters()).device
         return self.heads(features.to(device)).T.double().cpu().numpy()
-
-    def score(self, prompts: Sequence[Any], completions: Sequence[Any], **columns) -> RewardPosterior:
-        """The members' aggregate (`reward`), mean and variance of every completion."""
-        return member_posterior(self.member_scores(prompts, completions), self.method, self.coef, self.scale)
 
 
 __all__ = ["HeadEnsembleReward", "check_method", "member_posterior"]

@@ -93,8 +93,7 @@ class LaplaceReward(RewardModel):
         """MAP reward (`reward`, `mean`) and Laplace predictive variance of every completion."""
         from ..laplace.adapter import pack_rows
 
-        rows = [self.renderer.encode_query(p, c) for p, c in zip(prompts, completions, strict=True)]
-        rows = [row[: self.max_length] if self.max_length else row for row in rows]
+        rows = self.renderer.encode_queries(prompts, completions, self.max_length)
         mean, variance = self.posterior.predict_rows(pack_rows(rows), self.chunk_size)
         mean, variance = mean.numpy(), variance.numpy()
         return RewardPosterior(mean, mean, variance, self.scale)

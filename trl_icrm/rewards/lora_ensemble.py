@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import RewardModel, RewardPosterior
-from .head_ensemble import check_method, member_posterior
+from .members import MemberScoresReward
 
 
-class LoRAEnsembleReward(RewardModel):
+class LoRAEnsembleReward(MemberScoresReward):
     """
     A LoRA ensemble (PEFT multi-adapter on one base model) as a reward posterior and a TRL reward function.
 
@@ -40,9 +39,6 @@ class LoRAEnsembleReward(RewardModel):
         share_lower: Run the blocks below the adapted ones once per batch (the scores are the same either way).
         name, penalty, penalty_coef: See [`RewardModel`].
     """
-
-    scale = "score"
-    has_uncertainty = True
 
     def __init__(
         self,
@@ -61,29 +57,21 @@ class LoRAEnsembleReward(RewardModel):
         from ..demonstrations import DemonstrationRenderer
         from ..uncertainty.lora_ensemble import load_lora_ensemble
 
-        super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
-        check_method(method)
+        super().__init__(method=method, coef=coef, penalty=penalty, penalty_coef=penalty_coef, name=name)
         self.model, self.tokenizer, self.adapters = load_lora_ensemble(model, trust_remote_code)
         self.renderer = DemonstrationRenderer(self.tokenizer)
-        self.method, self.coef, self.batch_size = method, coef, batch_size
-        self.max_length, self.share_lower = max_length, share_lower
+        self.batch_size, self.max_length, self.share_lower = batch_size, max_length, share_lower
 
     @property
     def num_members(self) -> int:
         return len(self.adapters)
-
-    def to(self, device: Any) -> LoRAEnsembleReward:
-        """Move the model (base and every adapter) to `device`; returns `self`."""
-        self.model.to(device)
-        return self
 
     def member_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> np.ndarray:
         """`(num_members, len(completions))` scores of every member."""
         from ..models import pad_right
         from ..uncertainty.lora_ensemble import lora_member_scores
 
-        rows = [self.renderer.encode_query(p, c) for p, c in zip(prompts, completions, strict=True)]
-        rows = [row[: self.max_length] if self.max_length else row for row in rows]
+        rows = self.renderer.encode_queries(prompts, completions, self.max_length)
         device = next(self.model.parameters()).device
         scores = np.empty((self.num_members, len(rows)))
         for start in range(0, len(rows), self.batch_size):
@@ -91,10 +79,6 @@ class LoRAEnsembleReward(RewardModel):
             batch = lora_member_scores(self.model, self.adapters, ids, mask, self.share_lower)
             scores[:, start : start + len(ids)] = batch.double().cpu().numpy()
         return scores
-
-    def score(self, prompts: Sequence[Any], completions: Sequence[Any], **columns) -> RewardPosterior:
-        """The members' aggregate (`reward`), mean and variance of every completion."""
-        return member_posterior(self.member_scores(prompts, completions), self.method, self.coef, self.scale)
 
 
 __all__ = ["LoRAEnsembleReward"]

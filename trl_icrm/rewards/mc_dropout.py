@@ -27,15 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import RewardModel, RewardPosterior
-from .head_ensemble import check_method, member_posterior
+from .members import MemberScoresReward
 
 
 WHERE = ("head", "lora")
 DEFAULT_HEAD_DROPOUT = 0.1
 
 
-class MCDropoutReward(RewardModel):
+class MCDropoutReward(MemberScoresReward):
     """
     A BT reward model with Monte Carlo dropout: mean and variance over T seeded stochastic passes.
 
@@ -51,9 +50,6 @@ class MCDropoutReward(RewardModel):
         batch_size, max_length: Completions per forward pass; tokens kept per completion (`None`: all).
         name, penalty, penalty_coef: See [`RewardModel`].
     """
-
-    scale = "score"
-    has_uncertainty = True
 
     def __init__(
         self,
@@ -78,15 +74,14 @@ class MCDropoutReward(RewardModel):
         from .classifier import load_sequence_classifier
         from .scoring import load_for_scoring
 
-        super().__init__(penalty=penalty, penalty_coef=penalty_coef, name=name)
-        check_method(method)
+        super().__init__(method=method, coef=coef, penalty=penalty, penalty_coef=penalty_coef, name=name)
         if where not in WHERE:
             raise ValueError(f"where must be one of {WHERE}, got {where!r}.")
         check_dropout(DEFAULT_HEAD_DROPOUT if dropout is None else dropout, num_passes)
         load = partial(load_sequence_classifier, tokenizer=tokenizer, trust_remote_code=trust_remote_code)
         self.model, self.tokenizer = load_for_scoring(model, tokenizer, load)
         self.num_passes, self.dropout, self.where, self.seed = num_passes, dropout, where, seed
-        self.method, self.coef, self.batch_size, self.max_length = method, coef, batch_size, max_length
+        self.batch_size, self.max_length = batch_size, max_length
         self.encoder = FeatureEncoder(
             self.model, self.tokenizer, batch_size=batch_size, max_length=max_length, keep_in_memory=False
         )
@@ -99,17 +94,14 @@ class MCDropoutReward(RewardModel):
                 "--method bt --no_merge_lora`); use where='head' for any BT model."
             )
 
-    def to(self, device: Any) -> MCDropoutReward:
-        """Move the model to `device`; returns `self`."""
-        self.model.to(device)
-        return self
-
     @torch.no_grad()
-    def pass_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> np.ndarray:
+    def member_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> np.ndarray:
         """`(num_passes, len(completions))` scores, pass t with the dropout of seed `(seed, t)`."""
         if self.where == "head":
             return self._head_passes(prompts, completions)
         return self._lora_passes(self.encoder.rows(prompts, completions))
+
+    pass_scores = member_scores  # the members of MC dropout are its T passes
 
     def _head_passes(self, prompts, completions) -> np.ndarray:
         from ..laplace.adapter import score_head
@@ -137,10 +129,6 @@ class MCDropoutReward(RewardModel):
                     logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
                     scores[t, start : start + len(ids)] = logits[:, 0].double().cpu().numpy()
         return scores
-
-    def score(self, prompts: Sequence[Any], completions: Sequence[Any], **columns) -> RewardPosterior:
-        """The aggregate (`reward`), mean and empirical variance of every completion's T scores."""
-        return member_posterior(self.pass_scores(prompts, completions), self.method, self.coef, self.scale)
 
 
 __all__ = ["MCDropoutReward"]

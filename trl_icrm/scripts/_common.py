@@ -135,6 +135,26 @@ class DemonstrationBankArguments:
     )
 
 
+@dataclass
+class ThreadsArguments:
+    """The CPU threads of torch for a command that runs a model."""
+
+    threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU threads of torch (torch's choice if not given); 1 is often fastest on a CPU shared with "
+            "other jobs."
+        },
+    )
+
+    def apply_threads(self) -> None:
+        """Set torch's CPU threads to `threads`, where given."""
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
+
+
 def command_parser(
     name: str,
     help_text: str,
@@ -159,6 +179,7 @@ __all__ = [
     "PenaltyArguments",
     "PromptDatasetArguments",
     "RewardModelsArguments",
+    "ThreadsArguments",
     "command_parser",
     "reward_choices",
 ]

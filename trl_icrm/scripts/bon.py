@@ -39,11 +39,17 @@ from typing import Any
 
 from ..experiments.best_of_n import BestOfNSettings
 from ..utils.default_model import DEFAULT_MODEL
-from ._common import DemonstrationBankArguments, PromptDatasetArguments, RewardModelsArguments, command_parser
+from ._common import (
+    DemonstrationBankArguments,
+    PromptDatasetArguments,
+    RewardModelsArguments,
+    ThreadsArguments,
+    command_parser,
+)
 
 
 @dataclass
-class BonScriptArguments(DemonstrationBankArguments, PromptDatasetArguments, RewardModelsArguments):
+class BonScriptArguments(ThreadsArguments, DemonstrationBankArguments, PromptDatasetArguments, RewardModelsArguments):
     """Arguments of `trl-icrm bon` (besides the [`BestOfNSettings`] of the run): the proxy reward models (their kind:
     'verifier' makes math-verify the proxy; a model with a variance, such as ICRM, adds penalty curves), the prompts,
     their demonstrations and the policy."""
@@ -62,13 +68,6 @@ class BonScriptArguments(DemonstrationBankArguments, PromptDatasetArguments, Rew
         default=DEFAULT_MODEL, metadata={"help": "Policy: a folder, hub id or the embedded default model."}
     )
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Folder for the curves (JSON, CSV, PNG)."})
-    threads: int | None = field(
-        default=None,
-        metadata={
-            "help": "CPU threads of torch (torch's choice if not given); 1 is often fastest on a CPU shared with "
-            "other jobs."
-        },
-    )
 
 
 class DemonstrationsError(ValueError):
@@ -199,10 +198,7 @@ def main(script_args: BonScriptArguments, settings: BestOfNSettings) -> dict[str
     from ..data.prompts import PromptDatasetError
     from ..experiments.best_of_n import run_best_of_n_experiment
 
-    if script_args.threads is not None:
-        import torch
-
-        torch.set_num_threads(script_args.threads)
+    script_args.apply_threads()
     if not script_args.reward_model_name_or_path and script_args.reward != "verifier":
         raise SystemExit("trl-icrm bon needs --reward_model_name_or_path (one or more reward models).")
     try:

@@ -32,7 +32,7 @@ from typing import Any
 from trl import ScriptArguments
 
 from ..data.math_preferences import DEFAULT_PREFERENCES_DIR
-from ._common import command_parser
+from ._common import ThreadsArguments, command_parser
 
 
 TRAINING_RECORD = "reward_model_metrics.json"
@@ -40,7 +40,7 @@ TRAINING_RECORD = "reward_model_metrics.json"
 
 
 @dataclass
-class LaplaceScriptArguments(ScriptArguments):
+class LaplaceScriptArguments(ThreadsArguments, ScriptArguments):
     """Arguments of `trl-icrm laplace`: the model, TRL's data set arguments (by default the training run's) and the
     posterior's."""
 
@@ -86,7 +86,6 @@ class LaplaceScriptArguments(ScriptArguments):
             "(kept across runs, keyed by the model's weights and the tokens)."
         },
     )
-    threads: int | None = field(default=None, metadata={"help": "CPU threads of torch (torch's choice if not given)."})
 
     def __post_init__(self):
         if self.batch_size < 1 or self.max_length < 1:
@@ -138,12 +137,10 @@ def load_pairs(args: LaplaceScriptArguments) -> tuple[Any, Any]:
 
 
 def main(args: LaplaceScriptArguments) -> dict[str, Any]:
-    import torch
 
     from ..laplace import describe, fit_laplace, load_bt_model
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args.apply_threads()
     if not args.model_name_or_path:
         raise SystemExit("trl-icrm laplace needs --model_name_or_path (a BT reward model folder).")
     train, held_out = load_pairs(args)

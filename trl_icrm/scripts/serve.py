@@ -18,11 +18,11 @@ import argparse
 from dataclasses import dataclass, field
 
 from ..serving.config import ServingConfig
-from ._common import DemonstrationBankArguments, PenaltyArguments, RewardModelsArguments
+from ._common import DemonstrationBankArguments, PenaltyArguments, RewardModelsArguments, ThreadsArguments
 
 
 @dataclass
-class ServeScriptArguments(DemonstrationBankArguments, PenaltyArguments, RewardModelsArguments):
+class ServeScriptArguments(ThreadsArguments, DemonstrationBankArguments, PenaltyArguments, RewardModelsArguments):
     """Arguments of `trl-icrm serve` (besides the [`ServingConfig`] of batching and limits): the reward models served
     (several are served as one ensemble), their penalty (the reward answered in `rewards`; ICRM's point reward is the
     logit r), the demonstration bank that labels may name by key, and the server."""
@@ -63,7 +63,6 @@ class ServeScriptArguments(DemonstrationBankArguments, PenaltyArguments, RewardM
     device: str = field(
         default="auto", metadata={"help": "Device of the reward model: 'auto' (CUDA if available), 'cpu', 'cuda:0'."}
     )
-    threads: int | None = field(default=None, metadata={"help": "CPU threads of torch (torch's choice if not given)."})
     graceful_shutdown_s: float = field(
         default=30.0,
         metadata={"help": "On SIGINT / SIGTERM, wait at most this long for the requests in flight (seconds)."},
@@ -118,10 +117,7 @@ def main(script_args: ServeScriptArguments, config: ServingConfig) -> None:
     if not script_args.reward_model_name_or_path:
         raise SystemExit("trl-icrm serve needs --reward_model_name_or_path (one or more reward models).")
     logging.basicConfig(level=script_args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if script_args.threads is not None:
-        import torch
-
-        torch.set_num_threads(script_args.threads)
+    script_args.apply_threads()
     try:
         app = build_app(script_args, config)
     except (ValueError, OSError) as error:
