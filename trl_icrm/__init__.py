@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from .utils.lazy import lazy_attributes
 
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _EXPORTS = {
     "trl_icrm.best_of_n": ["BestOfNOutput", "BestOfNSampler", "expected_best_of_n", "kl_bon"],

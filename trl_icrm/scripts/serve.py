@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from ..rewards.penalties import ENSEMBLE_METHODS
 from ..serving.config import ServingConfig
 from ._common import DemonstrationBankArguments, PenaltyArguments, RewardModelsArguments, ThreadsArguments
 
@@ -36,10 +37,12 @@ class ServeScriptArguments(ThreadsArguments, DemonstrationBankArguments, Penalty
         default="mean",
         metadata={
             "help": "How an ensemble's point rewards combine.",
-            "choices": ["mean", "worst_case", "mean_minus_std"],
+            "choices": list(ENSEMBLE_METHODS),
         },
     )
-    ensemble_coef: float = field(default=1.0, metadata={"help": "k of the 'mean_minus_std' ensemble."})
+    ensemble_coef: float = field(
+        default=1.0, metadata={"help": "k of the 'mean_minus_std' and 'uncertainty_weighted' ensembles."}
+    )
     allow_zero_shot: bool = field(
         default=False,
         metadata={"help": "Score an ICRM completion without demonstrations zero-shot instead of answering 422."},
