@@ -101,20 +101,25 @@ def _subprocess(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_top_level_help_lists_every_command_without_importing_torch_or_transformers():
-    assert [command.name for command in COMMANDS] == COMMAND_NAMES
+def _help_and_heavy_imports(argv: list[str]) -> tuple[str, list[str]]:
+    """(printed help, heavy modules imported) of `trl_icrm.cli.main(argv)` in a fresh interpreter."""
     code = (
         "import json, sys\n"
         "from trl_icrm.cli import main\n"
         "try:\n"
-        "    main(['--help'])\n"
+        f"    assert main({argv!r}) == 0\n"
         "except SystemExit as exit:\n"
         "    assert exit.code == 0, exit.code\n"
         "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules)))\n"
     )
     result = _subprocess("-c", code)
     assert result.returncode == 0, result.stderr[-3000:]
-    help_text, imported = result.stdout.rsplit("\n", 2)[0], json.loads(result.stdout.splitlines()[-1])
+    return result.stdout.rsplit("\n", 2)[0], json.loads(result.stdout.splitlines()[-1])
+
+
+def test_top_level_help_lists_every_command_without_importing_torch_or_transformers():
+    assert [command.name for command in COMMANDS] == COMMAND_NAMES
+    help_text, imported = _help_and_heavy_imports(["--help"])
     assert imported == []
     for command in COMMANDS:
         assert re.search(rf"^\s+{re.escape(command.name)}\b", help_text, re.MULTILINE), command.name
@@ -122,16 +127,9 @@ def test_top_level_help_lists_every_command_without_importing_torch_or_transform
 
 
 def test_command_help_is_the_stored_text_and_imports_nothing_heavy():
-    code = (
-        "import json, sys\n"
-        "from trl_icrm.cli import main\n"
-        "assert main(['train', '--help']) == 0\n"
-        "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules)))\n"
-    )
-    result = _subprocess("-c", code)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.splitlines()[-1]) == []
-    assert "--dataset_name" in result.stdout and "--help_all" in result.stdout
+    help_text, imported = _help_and_heavy_imports(["train", "--help"])
+    assert imported == []
+    assert "--dataset_name" in help_text and "--help_all" in help_text
 
 
 @pytest.mark.parametrize("name", COMMAND_NAMES)
