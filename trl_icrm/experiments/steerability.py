@@ -218,7 +218,9 @@ def pairs_steerability_data(
             "seen": [p for p in evaluation if p["group"] in seen_groups],
             "held_out": [p for p in evaluation if p["group"] not in seen_groups],
         }
-    eval_sets = {name: (_sample_sources(rows, max_eval_pairs, seed), pools) for name, rows in sets.items() if rows}
+    eval_sets = {
+        name: (_sample_sources(subset, max_eval_pairs, seed), pools) for name, subset in sets.items() if subset
+    }
     summary: dict[str, Any] = {
         name: {"pairs": len(rows), "groups": sorted({p["group"] for p in rows})}
         for name, (rows, _) in eval_sets.items()

@@ -239,8 +239,8 @@ class SequenceScorer:
     calls in a [`PrefixCache`] of `prefix_cache_bytes` (least recently used ones dropped first; `0` keeps none), keyed
     by the model's identity and the prefix tokens, and emptied whenever [`weights_fingerprint`] changes: the reward
     model is frozen while it scores, and a weight update invalidates every entry. A caller whose model never changes
-    (the reward server) sets `frozen = True`: the weights are then fingerprinted on the first call only. A prefix larger than the whole
-    limit is encoded for its call only (one warning). Backbones whose attention layout the shared paths cannot mask
+    (the reward server) sets `frozen = True`: the weights are then fingerprinted on the first call only. A prefix
+    larger than the whole limit is encoded for its call only (one warning). Backbones whose attention layout the shared paths cannot mask
     exactly ([`~trl_icrm.models.packing.prefix_sharing_problem`]) or that fail on them score full sequences, with one
     warning. Scores equal full-sequence scoring up to float rounding.
 
